@@ -1,0 +1,38 @@
+# Set-up and the two README commands. A fresh clone needs only python3 (>= 3.10) and make.
+#
+#   make demo   install everything into .venv, then run the main job
+#   make test   install everything into .venv, then run the test suite
+#
+# TORCH_SPEC is what pip installs first: by default the CPU build of torch 2.13.0 (a CPU
+# wheel is what a bare `torch` would NOT pick on Linux). A GPU user sets it to their build,
+# e.g. `make test TORCH_SPEC="torch==2.13.0 --index-url <your CUDA wheel index>"`.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/se3unet verify
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

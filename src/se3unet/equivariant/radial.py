@@ -1,0 +1,31 @@
+"""Radial networks: invariant weights of an edge from its length embedding."""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+from torch import nn
+
+
+class RadialMLP(nn.Module):
+    """Embedding [..., num_radial] -> one weight tensor [..., size] per requested size.
+
+    The hidden part is separate from the output layers so a convolution can run the (wide,
+    costly) output layers block by block while the cheap hidden part runs once for all edges.
+    One output layer per size, rather than one wide layer split afterwards: the backward of
+    a split re-concatenates its gradients, a full extra copy of the widest tensor here.
+    """
+
+    def __init__(self, num_radial: int, sizes: Sequence[int], hidden: int = 32):
+        super().__init__()
+        self.hidden = nn.Sequential(
+            nn.Linear(num_radial, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU()
+        )
+        self.outputs = nn.ModuleList(nn.Linear(hidden, size) for size in sizes)
+
+    def last(self, hidden: torch.Tensor) -> List[torch.Tensor]:
+        return [layer(hidden) for layer in self.outputs]
+
+    def forward(self, embedding: torch.Tensor) -> List[torch.Tensor]:
+        return self.last(self.hidden(embedding))
