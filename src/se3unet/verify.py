@@ -113,3 +113,27 @@ def verify_layers(config: VerifyConfig, progress: Optional[Callable[[str], None]
             "seconds": time_layer(layer, config),
         }
     return results
+
+
+def verify_model(model_config, points: int = 1024, batch: int = 1, seed: int = 0) -> Dict[str, float]:
+    """Relative change of a whole SE3Unet's per-point logits when its input cloud is rotated
+    and moved; the hierarchy (FPS, kNN) is rebuilt from each pose, as in real use."""
+    from .model import SE3Unet
+
+    torch.manual_seed(seed)
+    model = SE3Unet(model_config)
+    result = {}
+    for dtype in (torch.float32, torch.float64):
+        generator = torch.Generator().manual_seed(seed)
+        positions = torch.randn(batch, points, 3, dtype=torch.float64, generator=generator).to(dtype)
+        rotation = random_rotation(dtype, generator)
+        translation = torch.randn(3, dtype=torch.float64, generator=generator).to(dtype)
+        typed = copy.deepcopy(model).to(dtype)
+        start = time.perf_counter()
+        with torch.no_grad():
+            logits = typed(positions)
+            moved = typed(positions @ rotation.T + translation)
+        if dtype == torch.float32:
+            result["seconds"] = (time.perf_counter() - start) / 2
+        result[str(dtype).replace("torch.", "")] = float((moved - logits).abs().max() / logits.abs().max())
+    return {"float32": result["float32"], "float64": result["float64"], "seconds": result["seconds"]}

@@ -1,0 +1,60 @@
+"""UNetConfig: every architectural choice of SE3Unet in one serialisable record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, Literal, Tuple
+
+from .pooling import AGGREGATIONS
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    num_outputs: int = 50  # K landmark heatmaps (68 for FaceScape, 50 for the Surrey Face Model)
+    degrees: Tuple[int, ...] = (0, 1)
+    channels: Tuple[int, ...] = (8, 16, 16)  # per degree, one entry per level (levels = len - 1)
+    heads: int = 2
+    neighbours: int = 16  # k of every level's kNN graph
+    pool_keep: float = 0.25  # fraction of points each pooling keeps
+    pooling: Literal["mean", "max", "multi", "componentwise_max"] = "max"
+    pool_neighbours: int = 8  # fine points aggregated per kept point
+    up_neighbours: int = 3
+    up_power: float = 2.0
+    join: Literal["sum", "concat"] = "concat"  # how skip features meet upsampled ones
+    hidden_self_interaction: Literal["1x1", "att"] = "1x1"
+    final_self_interaction: Literal["1x1", "att"] = "att"  # the network's last GSE3Res
+    inputs: Literal["centred", "absolute"] = "centred"
+    normals: bool = False  # add the unit normal as a second degree-1 input channel
+    head: Literal["invariant", "cartesian"] = "invariant"
+    block_output: Literal["full", "single_vector"] = "full"
+    head_hidden: int = 64
+    radial_hidden: int = 32
+
+    def __post_init__(self):
+        if len(self.channels) < 1:
+            raise ValueError("channels needs one entry per level")
+        if self.pooling not in AGGREGATIONS:
+            raise ValueError(f"pooling must be one of {AGGREGATIONS}, got {self.pooling!r}")
+        if self.join not in ("sum", "concat"):
+            raise ValueError(f"join must be 'sum' or 'concat', got {self.join!r}")
+        if 0 not in self.degrees or 1 not in self.degrees:
+            raise ValueError(f"degrees must include 0 and 1 (the inputs' degrees), got {self.degrees}")
+
+    @property
+    def levels(self) -> int:
+        """Number of poolings (the U's depth)."""
+        return len(self.channels) - 1
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "UNetConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model settings: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    def replace(self, **changes: Any) -> "UNetConfig":
+        return UNetConfig.from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,99 @@
+"""The whole SE3Unet: invariance of its logits, the original's lack of it, shapes, refusals."""
+
+import pytest
+import torch
+
+from se3unet.equivariant.rotation import random_rotation
+from se3unet.model import SE3Unet, UNetConfig, preset
+
+MODEL_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-9}
+TINY = UNetConfig(num_outputs=5, degrees=(0, 1, 2), channels=(4, 4, 4), heads=2, neighbours=6,
+                  pool_keep=0.5, pool_neighbours=4)
+
+
+def _invariance_error(model, positions, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rotation = random_rotation(dtype, g)
+    translation = torch.randn(3, dtype=torch.float64, generator=g).to(dtype) * 3
+    with torch.no_grad():
+        a = model(positions)
+        b = model(positions @ rotation.T + translation)
+    return float((a - b).abs().max() / a.abs().max())
+
+
+@pytest.mark.parametrize("name,points", [("default", 384), ("report-v1", 512)])
+def test_preset_logits_are_invariant_to_rotation_and_translation(name, points, dtype):
+    model = SE3Unet(preset(name)).to(dtype)
+    positions = torch.randn(2, points, 3, dtype=dtype)
+    assert _invariance_error(model, positions, dtype) < MODEL_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("join,pooling,inputs", [("sum", "mean", "centred"), ("concat", "multi", "centred")])
+def test_other_settings_stay_invariant(join, pooling, inputs):
+    model = SE3Unet(TINY.replace(join=join, pooling=pooling, inputs=inputs, normals=False)).double()
+    positions = torch.randn(1, 60, 3, dtype=torch.float64)
+    assert _invariance_error(model, positions, torch.float64) < 1e-9
+
+
+def test_normals_as_input_keep_invariance():
+    model = SE3Unet(TINY.replace(normals=True)).double()
+    x = torch.randn(1, 60, 3, dtype=torch.float64)
+    n = torch.nn.functional.normalize(torch.randn(1, 60, 3, dtype=torch.float64), dim=-1)
+    r = random_rotation()
+    with torch.no_grad():
+        a = model(x, normals=n)
+        b = model(x @ r.T + 1.0, normals=n @ r.T)
+    assert float((a - b).abs().max() / a.abs().max()) < 1e-9
+
+
+def test_original_preset_is_not_invariant():
+    model = SE3Unet(preset("original")).double()
+    positions = torch.randn(1, 512, 3, dtype=torch.float64)
+    assert _invariance_error(model, positions, torch.float64) > 1e-3
+
+
+@pytest.mark.parametrize("name,outputs", [("default", 50), ("report-v1", 68), ("original", 68)])
+def test_preset_shapes_and_parameter_counts(name, outputs):
+    model = SE3Unet(preset(name))
+    # Regression guard on the architecture: a change here must be deliberate (docs/model.md).
+    expected_params = {"default": 845618, "report-v1": 190240, "original": 118386}[name]
+    assert sum(p.numel() for p in model.parameters()) == expected_params
+    out = model(torch.randn(1, 512, 3))
+    assert out.shape == (1, 512, outputs)
+
+
+def test_report_v1_matches_the_report_setting():
+    c = preset("report-v1")
+    assert (c.degrees, c.channels, c.neighbours, c.pool_keep, c.levels, c.num_outputs) == ((0, 1, 2), (5, 5), 40, 0.1, 1, 68)
+    assert (c.hidden_self_interaction, c.final_self_interaction, c.pooling) == ("1x1", "att", "max")
+
+
+def test_precomputed_hierarchy_gives_the_same_logits():
+    model = SE3Unet(TINY)
+    x = torch.randn(2, 50, 3)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x, model.hierarchy(x)))
+
+
+def test_gradients_reach_every_parameter_and_coincident_points_stay_finite():
+    model = SE3Unet(TINY)
+    x = torch.randn(1, 40, 3)
+    x = torch.cat([x, x[:, :10]], dim=1)  # duplicated points
+    logits = model(x)
+    (logits * torch.randn_like(logits)).sum().backward()
+    assert torch.isfinite(logits).all()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def test_too_small_clouds_are_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match=r"level 0 .*needs? at least 17"):
+        SE3Unet(preset("default"))(torch.randn(1, 10, 3))
+
+
+def test_unknown_presets_and_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("huge")
+    with pytest.raises(ValueError, match="unknown model settings"):
+        UNetConfig.from_dict({"chanels": [4]})
