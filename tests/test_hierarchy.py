@@ -114,3 +114,10 @@ def test_pooling_names_its_fraction_and_refuses_bad_values():
         Pooling3D(1.5)
     with pytest.raises(ValueError, match="aggregation"):
         Pooling3D(0.5, "median")
+
+
+def test_fps_kernels_agree():
+    from se3unet.geometry.fps import _fps_torch
+
+    x = torch.randn(3, 500, 3, dtype=torch.float64)
+    assert torch.equal(farthest_point_sample(x, 100), _fps_torch(x, invariant_start(x), 100))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -41,6 +42,31 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import PrepareConfig, prepare
+    from .data.preprocess import ScannerEffects
+    from .data.sfm import resolve_sfm_dir
+
+    path = args.path
+    if args.source == "sfm":
+        path = str(resolve_sfm_dir(args.path).resolve())
+    config = PrepareConfig(
+        source=args.source, path=path, landmark_indices=args.landmark_indices, subjects=args.subjects,
+        expressions=args.expressions, facescape_expressions=tuple(args.facescape_expressions),
+        crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
+        val=args.val, test=args.test, seed=args.seed,
+        scanner=ScannerEffects(noise=args.noise, holes=args.holes, hole_radius=args.hole_radius, crop=args.crop,
+                               outliers=args.outliers),
+    )
+    result = prepare(config, args.cache_dir, workers=args.workers, progress=not args.quiet)
+    summary = result.summary()
+    verb = "reused" if result.reused else f"built at {summary['scans_per_second']} scans/s"
+    print(f"{result.path}: train {result.sizes['train']}, val {result.sizes['val']}, "
+          f"test {result.sizes['test']} scans ({verb})")
+    print(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="se3unet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=0)
     verify.add_argument("--json", action="store_true", help="end with one JSON line of every figure")
     verify.set_defaults(run=_verify)
+
+    prep = commands.add_parser("prepare", help="preprocess a data source into cached train/val/test splits")
+    prep.add_argument("--source", choices=["sfm", "facescape", "archive", "folder"], default="sfm")
+    prep.add_argument("--path", "--sfm-dir", dest="path",
+                      help="SFM folder (default $SE3UNET_SFM_DIR), FaceScape root, archive file or scan folder")
+    prep.add_argument("--landmark-indices", help="FaceScape: the toolkit's landmark_indices.npz")
+    prep.add_argument("--subjects", type=int, default=200, help="SFM: random identities")
+    prep.add_argument("--expressions", type=int, default=1, help="SFM: scans per identity (first neutral)")
+    prep.add_argument("--facescape-expressions", nargs="+", default=["neutral"])
+    prep.add_argument("--crop-radius", type=float, default=100.0, help="FaceScape: crop around the nose tip, mm")
+    prep.add_argument("--mm-per-unit", type=float, default=1.0, help="folder: millimetres per file unit")
+    prep.add_argument("--samples", type=int, default=8192, help="surface samples per mesh")
+    prep.add_argument("--points", type=int, default=2048, help="points kept by farthest point sampling")
+    prep.add_argument("--val", type=float, default=0.1, help="validation subjects: fraction (< 1) or count")
+    prep.add_argument("--test", type=float, default=0.2, help="test subjects: fraction (< 1) or count")
+    prep.add_argument("--seed", type=int, default=0)
+    prep.add_argument("--noise", type=float, default=0.0, help="scanner noise, mm (standard deviation)")
+    prep.add_argument("--holes", type=int, default=0, help="holes punched per scan")
+    prep.add_argument("--hole-radius", type=float, default=10.0, help="mm")
+    prep.add_argument("--crop", type=float, default=0.0, help="drop points farther than this from the centroid, mm")
+    prep.add_argument("--outliers", type=float, default=0.0, help="fraction of points replaced by junk")
+    prep.add_argument("--cache-dir", default="cache", help="where caches live (one folder per configuration)")
+    prep.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    prep.set_defaults(run=_prepare)
     return parser
 
 
@@ -65,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError) as error:  # DataError is a ValueError
         print(f"se3unet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -104,3 +104,22 @@ def build_hierarchy(positions: torch.Tensor, levels: int, keep: float, neighbour
             up_index=up_index, up_weights=inverse_distance_weights(finer, coarse, up_index, up_power),
         ))
     return result
+
+
+def repose(levels: List[Level], positions: torch.Tensor) -> List[Level]:
+    """The same hierarchy for the same cloud in another pose: indices and weights are
+    invariant, so only each level's positions are gathered anew from ``positions``."""
+    result = [Level(positions, levels[0].neighbours)]
+    for level in levels[1:]:
+        result.append(Level(gather_points(result[-1].positions, level.kept), level.neighbours, level.kept,
+                            level.pool_index, level.up_index, level.up_weights))
+    return result
+
+
+def stack_levels(hierarchies: List[List[Level]]) -> List[Level]:
+    """Batches per-cloud hierarchies (each with batch size 1) along the batch axis."""
+    stacked = []
+    for parts in zip(*hierarchies):
+        names = parts[0].state().keys()
+        stacked.append(Level(**{name: torch.cat([p.state()[name] for p in parts]) for name in names}))
+    return stacked

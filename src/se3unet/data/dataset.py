@@ -1,0 +1,101 @@
+"""A torch Dataset over a prepared cache: poses, targets and (optionally) hierarchies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+
+from ..geometry.hierarchy import Level, repose, stack_levels
+from ..geometry.icp import align
+from .preprocess import binary_labels, gaussian_heatmaps, random_rigid_motion
+from .prepare import load_split
+from .reference import ReferenceFace
+
+HierarchyBuilder = Callable[[torch.Tensor], List[Level]]
+
+
+class LandmarkDataset(torch.utils.data.Dataset):
+    """Scans of one split, each in a random pose, with heatmaps and labels.
+
+    rotate / translation: the random rigid motion drawn per scan (uniform rotation over SO(3),
+    translation uniform in +-translation units). A new pose is drawn every epoch (call
+    ``set_epoch``); the pose depends only on (seed, epoch, index), so runs are repeatable.
+    ``fixed_pose`` keeps epoch 0's poses (for evaluation).
+    realign: ICP to the cache's reference face after the motion, by shape alone.
+    hierarchy: a function positions [1, N, 3] -> levels (e.g. ``SE3Unet.hierarchy``). Its
+    indices do not depend on the pose, so it is computed once per scan and reposed after.
+    """
+
+    def __init__(self, cache: Union[str, Path], split: str, sigma: float = 0.08, threshold: float = 0.5,
+                 rotate: bool = True, translation: float = 0.0, realign: bool = False,
+                 hierarchy: Optional[HierarchyBuilder] = None, seed: int = 0, fixed_pose: bool = False):
+        self.cache, self.split = Path(cache), split
+        self.data = load_split(self.cache, split)
+        self.reference = ReferenceFace.load(self.cache / "reference.npz") if realign else None
+        self.sigma, self.threshold = sigma, threshold
+        self.rotate, self.translation, self.realign = rotate, translation, realign
+        self.hierarchy_builder, self.seed, self.fixed_pose = hierarchy, seed, fixed_pose
+        self.epoch = 0
+        self._hierarchies: Dict[int, List[Level]] = {}
+
+    def __len__(self) -> int:
+        return len(self.data["points"])
+
+    @property
+    def num_landmarks(self) -> int:
+        return self.data["landmarks"].shape[1]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def pose(self, index: int):
+        epoch = 0 if self.fixed_pose else self.epoch
+        rng = np.random.default_rng([self.seed, epoch, index])
+        return random_rigid_motion(rng, self.translation, self.rotate)
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        points = self.data["points"][index].astype(np.float64)
+        normals = self.data["normals"][index].astype(np.float64)
+        landmarks = self.data["landmarks"][index].astype(np.float64)
+        rotation, translation = self.pose(index)
+        if self.realign:
+            moved = points @ rotation.T + translation
+            fit = align(moved, self.reference.points, self.reference.normals, seed=index)
+            rotation, translation = fit.rotation @ rotation, fit.rotation @ translation + fit.translation
+        points = points @ rotation.T + translation
+        normals = normals @ rotation.T
+        landmarks = landmarks @ rotation.T + translation
+        heatmaps = gaussian_heatmaps(points, landmarks, self.sigma)
+        item = {
+            "points": torch.from_numpy(points.astype(np.float32)),
+            "normals": torch.from_numpy(normals.astype(np.float32)),
+            "landmarks": torch.from_numpy(landmarks.astype(np.float32)),
+            "heatmaps": torch.from_numpy(heatmaps.astype(np.float32)),
+            "labels": torch.from_numpy(binary_labels(heatmaps, self.threshold).astype(np.float32)),
+            "scale": float(self.data["scale"][index]),
+            "index": index,
+            "rotation": torch.from_numpy(rotation.astype(np.float32)),
+            "translation": torch.from_numpy(translation.astype(np.float32)),
+        }
+        if self.hierarchy_builder is not None:
+            if index not in self._hierarchies:
+                self._hierarchies[index] = self.hierarchy_builder(item["points"][None])
+            item["hierarchy"] = repose(self._hierarchies[index], item["points"][None])
+        return item
+
+
+def collate(items: List[Dict[str, object]]) -> Dict[str, object]:
+    """Stacks items into a batch; hierarchies become one batched hierarchy."""
+    batch = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        if key == "hierarchy":
+            batch[key] = stack_levels(values)
+        elif isinstance(values[0], torch.Tensor):
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = torch.tensor(values)
+    return batch

@@ -1,0 +1,12 @@
+"""The error every reader raises for a file it cannot use: it names the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+
+class DataError(ValueError):
+    def __init__(self, path: Union[str, Path], problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}")

@@ -1,0 +1,274 @@
+"""`se3unet prepare`: sources -> preprocessed splits in an on-disk cache.
+
+A cache folder is named by a hash of its configuration, so the same configuration reuses it
+and a changed one builds a new one. Scans are written in shards, each atomically (temporary
+file, then rename); an interrupted run keeps its finished shards and resumes with the rest.
+The manifest, written last, marks a complete cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import DataError
+from .preprocess import PreparedScan, ScannerEffects, prepare_points, sample_surface
+from .sources import ArchiveSource, Entry, FaceScapeSource, FolderSource, SurreyFaceSource
+
+CACHE_VERSION = 1  # bump when preprocessing changes what a cache holds
+SHARD_SIZE = 64
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    source: str = "sfm"  # sfm | facescape | archive | folder
+    path: Optional[str] = None  # SFM folder, FaceScape root, archive file or scan folder
+    landmark_indices: Optional[str] = None  # FaceScape: landmark_indices.npz
+    subjects: int = 200  # SFM: identities
+    expressions: int = 1  # SFM: scans per identity (the first neutral)
+    facescape_expressions: Tuple[str, ...] = ("neutral",)
+    crop_radius: float = 100.0  # FaceScape face-region crop around the nose tip, mm
+    mm_per_unit: float = 1.0  # folder: millimetres per file unit
+    samples: int = 8192  # surface samples per mesh
+    points: int = 2048  # kept by farthest point sampling
+    val: float = 0.1  # fraction of subjects (< 1) or count (>= 1)
+    test: float = 0.2
+    seed: int = 0
+    scanner: ScannerEffects = field(default_factory=ScannerEffects)
+
+    def to_dict(self) -> Dict:
+        d = asdict(self)
+        d["facescape_expressions"] = list(self.facescape_expressions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "PrepareConfig":
+        d = dict(d)
+        d["scanner"] = ScannerEffects(**d.get("scanner", {}))
+        d["facescape_expressions"] = tuple(d.get("facescape_expressions", ("neutral",)))
+        return cls(**d)
+
+    def digest(self) -> str:
+        text = json.dumps({"version": CACHE_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def make_source(config: PrepareConfig):
+    if config.source == "sfm":
+        from .sfm import SurreyFaceModel
+
+        return SurreyFaceSource(SurreyFaceModel(config.path), config.subjects, config.expressions, config.seed)
+    if config.path is None:
+        raise ValueError(f"source {config.source!r} needs a path")
+    if config.source == "facescape":
+        if config.landmark_indices is None:
+            raise ValueError("FaceScape needs --landmark-indices (the toolkit's predef/landmark_indices.npz)")
+        return FaceScapeSource(config.path, config.landmark_indices, config.facescape_expressions, config.crop_radius)
+    if config.source == "archive":
+        return ArchiveSource(config.path)
+    if config.source == "folder":
+        return FolderSource(config.path, config.mm_per_unit)
+    raise ValueError(f"unknown source {config.source!r}; use sfm, facescape, archive or folder")
+
+
+def _count(amount: float, total: int) -> int:
+    return int(round(amount * total)) if amount < 1 else int(amount)
+
+
+def split_subjects(subjects: Sequence[str], val: float, test: float, seed: int) -> Dict[str, List[str]]:
+    """Disjoint train/val/test subject lists, shuffled by ``seed``."""
+    unique = sorted(set(subjects))
+    order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
+    n_test, n_val = _count(test, len(unique)), _count(val, len(unique))
+    if n_test + n_val >= len(unique):
+        raise ValueError(f"{len(unique)} subjects leave none for training with val={val} and test={test}")
+    return {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+
+
+# --- one scan, in a worker process -----------------------------------------------------------
+
+_WORKER: Dict[str, object] = {}
+
+
+def _init_worker(source, config: PrepareConfig) -> None:
+    _WORKER["source"], _WORKER["config"] = source, config
+
+
+def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -> PreparedScan:
+    """Read one scan, sample its surface, apply scanner effects, FPS and normalise."""
+    rng = np.random.default_rng([config.seed, number])
+    try:
+        raw = source.load(entry.key)
+        unit = raw.mm_per_unit
+        landmarks = raw.landmarks * unit
+        surface = raw.surface
+        if surface.is_mesh:
+            points, normals = sample_surface(surface.vertices * unit, surface.triangles, config.samples, rng)
+        else:
+            points, normals = surface.vertices * unit, surface.normals
+            if len(points) > config.samples:
+                keep = rng.choice(len(points), config.samples, replace=False)
+                points, normals = points[keep], None if normals is None else normals[keep]
+        if config.scanner.active:
+            points, normals = config.scanner.apply(points, normals if normals is not None else np.zeros_like(points), rng)
+        if len(points) < config.points:
+            raise DataError(entry.origin, f"only {len(points)} points after sampling, {config.points} needed")
+        return prepare_points(points, normals, landmarks, config.points, 1.0, entry.subject, entry.expression)
+    except DataError:
+        raise
+    except Exception as error:  # any failure of one scan names that scan
+        raise DataError(entry.origin, f"{type(error).__name__}: {error}") from error
+
+
+def _work(job: Tuple[Entry, int]) -> PreparedScan:
+    return preprocess_entry(_WORKER["source"], _WORKER["config"], *job)
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(handle, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def stack_scans(scans: List[PreparedScan], origins: List[str]) -> Dict[str, np.ndarray]:
+    count = scans[0].landmarks.shape[0]
+    for scan, origin in zip(scans, origins):
+        if scan.landmarks.shape[0] != count:
+            raise DataError(origin, f"has {scan.landmarks.shape[0]} landmarks, other scans {count}")
+    return {
+        "points": np.stack([s.points for s in scans]), "normals": np.stack([s.normals for s in scans]),
+        "landmarks": np.stack([s.landmarks for s in scans]),
+        "scale": np.array([s.scale for s in scans], dtype=np.float64),
+        "subject": np.array([s.subject for s in scans]), "expression": np.array([s.expression for s in scans]),
+        "origin": np.array(origins),
+    }
+
+
+@dataclass
+class PrepareResult:
+    path: Path
+    sizes: Dict[str, int]
+    scans_per_second: float
+    reused: bool
+
+    def summary(self) -> Dict:
+        return {"cache": str(self.path), "splits": self.sizes, "scans_per_second": round(self.scans_per_second, 2),
+                "reused": self.reused}
+
+
+def cache_path(config: PrepareConfig, cache_root: Union[str, Path]) -> Path:
+    return Path(cache_root) / f"{config.source}-{config.digest()}"
+
+
+def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 1,
+            progress: bool = True) -> PrepareResult:
+    """Builds (or reuses) the cache for ``config`` under ``cache_root``."""
+    from tqdm import tqdm
+
+    from .reference import build_reference
+
+    folder = cache_path(config, cache_root)
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        saved = json.loads(manifest.read_text())
+        if saved.get("config") == config.to_dict():
+            return PrepareResult(folder, saved["sizes"], 0.0, True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    source = make_source(config)
+    entries = source.entries()
+    numbered = list(enumerate(entries))
+    splits = split_subjects([e.subject for e in entries], config.val, config.test, config.seed)
+    jobs = {name: [(e, n) for n, e in numbered if e.subject in set(subjects)] for name, subjects in splits.items()}
+    todo = []  # (shard path, jobs) still missing
+    for name in SPLITS:
+        for i in range(0, len(jobs[name]), SHARD_SIZE):
+            shard = folder / f"{name}-{i // SHARD_SIZE:04d}.npz"
+            if not shard.is_file():
+                todo.append((shard, jobs[name][i:i + SHARD_SIZE]))
+
+    start, done = time.perf_counter(), 0
+    total = sum(len(j) for _, j in todo)
+    bar = tqdm(total=total, desc=f"prepare {config.source}", unit="scan", disable=not progress or total == 0)
+    pool = (ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                initargs=(source, config)) if workers > 1 else None)
+    try:
+        for shard, shard_jobs in todo:
+            if pool is None:
+                scans = []
+                for entry, number in shard_jobs:
+                    scans.append(preprocess_entry(source, config, entry, number))
+                    bar.update(1)
+            else:
+                scans = []
+                for scan in pool.map(_work, shard_jobs, chunksize=4):
+                    scans.append(scan)
+                    bar.update(1)
+            atomic_save_npz(shard, **stack_scans(scans, [e.origin for e, _ in shard_jobs]))
+            done += len(shard_jobs)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    seconds = time.perf_counter() - start
+
+    reference = folder / "reference.npz"
+    if not reference.is_file():
+        atomic_save_npz(reference, **build_reference(config, folder))
+    sizes = {name: len(jobs[name]) for name in SPLITS}
+    atomic_write_text(manifest, json.dumps({
+        "config": config.to_dict(), "sizes": sizes, "version": CACHE_VERSION,
+        "subjects": {name: len(splits[name]) for name in SPLITS},
+    }, indent=2))
+    return PrepareResult(folder, sizes, done / seconds if seconds > 0 and done else 0.0, False)
+
+
+def load_split(folder: Union[str, Path], split: str) -> Dict[str, np.ndarray]:
+    """All shards of one split of a complete cache, concatenated."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise DataError(folder, f"not a complete se3unet cache (no {MANIFEST}); run `se3unet prepare`")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return load_split_shards(folder, split)
+
+
+def load_split_shards(folder: Path, split: str) -> Dict[str, np.ndarray]:
+    shards = sorted(folder.glob(f"{split}-*.npz"))
+    if not shards:
+        raise DataError(folder, f"split {split!r} is empty")
+    parts = []
+    for shard in shards:
+        try:
+            with np.load(shard, allow_pickle=False) as data:
+                parts.append({k: data[k] for k in data.files})
+        except Exception as error:
+            raise DataError(shard, f"damaged cache shard ({error}); delete it and run prepare again") from None
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -1,0 +1,133 @@
+"""Preprocessing steps, one function each: mesh -> points -> FPS -> unit sphere -> targets.
+
+Conventions: points are float arrays [N, 3]; ``scale`` is millimetres per unit of the
+normalised cloud, so an error in normalised units times ``scale`` is an error in mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..geometry.fps import farthest_point_sample
+
+
+def sample_surface(vertices: np.ndarray, triangles: np.ndarray, count: int,
+                   rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """``count`` points uniformly on the mesh surface (area-weighted), with the unit normal of
+    the triangle each lies on."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices=vertices, faces=triangles, process=False)
+    points, face_index = trimesh.sample.sample_surface(mesh, count, seed=rng)
+    return np.asarray(points, dtype=np.float64), np.asarray(mesh.face_normals[face_index], dtype=np.float64)
+
+
+def farthest_points(points: np.ndarray, count: int) -> np.ndarray:
+    """Indices of ``count`` points by exact FPS from the point nearest the centroid: the same
+    points in any pose."""
+    if len(points) < count:
+        raise ValueError(f"cannot keep {count} points of a cloud of {len(points)}")
+    return farthest_point_sample(torch.from_numpy(np.asarray(points, dtype=np.float64))[None], count)[0].numpy()
+
+
+def normalise(points: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Centre on the centroid and scale into the unit sphere: (points, centre, scale) with
+    original = points * scale + centre."""
+    centre = points.mean(axis=0)
+    scale = float(np.linalg.norm(points - centre, axis=1).max())
+    if not scale > 0:
+        raise ValueError("cannot normalise a cloud whose points all coincide")
+    return (points - centre) / scale, centre, scale
+
+
+def gaussian_heatmaps(points: np.ndarray, landmarks: np.ndarray, sigma: float) -> np.ndarray:
+    """h[n, j] = exp(-|p_n - l_j|^2 / (2 sigma^2)), [N, K]; NaN landmarks (missing) give 0."""
+    d2 = ((points[:, None, :] - landmarks[None, :, :]) ** 2).sum(-1)
+    return np.nan_to_num(np.exp(-d2 / (2.0 * sigma**2)), nan=0.0)
+
+
+def binary_labels(heatmaps: np.ndarray, threshold: float) -> np.ndarray:
+    return heatmaps > threshold
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """Uniform over SO(3): a normalised Gaussian quaternion."""
+    w, x, y, z = (q := rng.standard_normal(4)) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def random_rigid_motion(rng: np.random.Generator, translation: float = 0.0,
+                        rotate: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """(R, t): R uniform over SO(3) (or identity), t uniform in [-translation, translation]^3;
+    applied as p @ R.T + t."""
+    rotation = random_rotation(rng) if rotate else np.eye(3)
+    return rotation, rng.uniform(-translation, translation, size=3) if translation else np.zeros(3)
+
+
+@dataclass(frozen=True)
+class ScannerEffects:
+    """What a real scanner does to a surface sample, in millimetres."""
+
+    noise: float = 0.0  # Gaussian jitter, standard deviation
+    holes: int = 0  # number of holes punched out
+    hole_radius: float = 10.0
+    crop: float = 0.0  # remove points farther than this from the centroid (0: none)
+    outliers: float = 0.0  # fraction of points replaced by uniform junk in the bounding box
+
+    def apply(self, points: np.ndarray, normals: np.ndarray,
+              rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        keep = np.ones(len(points), dtype=bool)
+        if self.crop > 0:
+            keep &= np.linalg.norm(points - points.mean(0), axis=1) <= self.crop
+        for _ in range(self.holes):
+            centre = points[rng.integers(len(points))]
+            keep &= np.linalg.norm(points - centre, axis=1) > self.hole_radius
+        points, normals = points[keep], normals[keep]
+        if self.noise > 0:
+            points = points + rng.normal(0.0, self.noise, points.shape)
+        if self.outliers > 0 and len(points):
+            count = int(round(self.outliers * len(points)))
+            index = rng.choice(len(points), count, replace=False)
+            low, high = points.min(0), points.max(0)
+            points = points.copy()
+            points[index] = rng.uniform(low, high, (count, 3))
+        return points, normals
+
+    @property
+    def active(self) -> bool:
+        return any((self.noise, self.holes, self.crop, self.outliers))
+
+
+@dataclass
+class PreparedScan:
+    """One scan after preprocessing, in its normalised frame."""
+
+    points: np.ndarray  # [N, 3] float32, unit sphere, centroid at 0
+    normals: np.ndarray  # [N, 3] float32 (zeros when the source has none)
+    landmarks: np.ndarray  # [K, 3] float32, same frame (NaN where missing)
+    scale: float  # mm per unit
+    subject: str
+    expression: str
+
+
+def prepare_points(points: np.ndarray, normals: Optional[np.ndarray], landmarks: np.ndarray,
+                   num_points: int, mm_per_unit: float, subject: str, expression: str) -> PreparedScan:
+    """FPS to ``num_points`` and normalise; landmarks follow the points' transform."""
+    if normals is None:
+        normals = np.zeros_like(points)
+    keep = farthest_points(points, num_points)
+    points, normals = points[keep], normals[keep]
+    unit, centre, scale = normalise(points)
+    return PreparedScan(
+        points=unit.astype(np.float32), normals=normals.astype(np.float32),
+        landmarks=((landmarks - centre) / scale).astype(np.float32), scale=scale * mm_per_unit,
+        subject=subject, expression=expression,
+    )

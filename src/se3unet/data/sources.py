@@ -1,0 +1,254 @@
+"""Where scans come from. Each source lists entries (subject, expression, how to load) without
+loading them, so splits are made by subject first and scans are read only once, in workers.
+
+- SurreyFaceSource: random faces from the Surrey Face Model (the built-in default).
+- FaceScapeSource: FaceScape TU models in their real layout.
+- ArchiveSource: the .npz/.npy archive layout the original SE(3)-Unet code used.
+- FolderSource: a folder of meshes or clouds with landmark files beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import DataError
+from .io import LANDMARK_SUFFIXES, SCAN_SUFFIXES, Surface, read_landmarks, read_surface
+
+FACESCAPE_EXPRESSIONS = (
+    "neutral", "smile", "mouth_stretch", "anger", "jaw_left", "jaw_right", "jaw_forward", "mouth_left",
+    "mouth_right", "dimpler", "chin_raiser", "lip_puckerer", "lip_funneler", "sadness", "lip_roll", "grin",
+    "cheek_blowing", "eye_closed", "brow_raiser", "brow_lower",
+)
+# iBUG-68, 0-based: the nose tip, centre of FaceScape's face-region crop.
+NOSE_TIP = 30
+
+
+@dataclass
+class RawScan:
+    surface: Surface
+    landmarks: np.ndarray  # [K, 3], same units as the surface
+    mm_per_unit: float = 1.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scan, not yet read: ``source.load(entry.key)`` reads it. Entries and sources are
+    picklable, so worker processes can read scans in parallel."""
+
+    subject: str
+    expression: str
+    origin: str  # a file, or a description: what error messages and the cache record name
+    key: Any
+
+
+class SurreyFaceSource:
+    """Random identities from the Surrey Face Model, each with ``expressions`` scans: the
+    first neutral, the others one random blendshape at a random weight in [0, 1]. Every scan
+    is generated from its own seed, so any entry can be produced alone and alike every time."""
+
+    name = "sfm"
+
+    def __init__(self, model, subjects: int, expressions: int = 1, seed: int = 0):
+        self.model, self.subjects, self.expressions, self.seed = model, subjects, expressions, seed
+
+    def load(self, key) -> RawScan:
+        subject, expression = key
+        rng = np.random.default_rng([self.seed, subject, expression])
+        alpha = rng.standard_normal(self.model.num_components)
+        weights = {}
+        if expression > 0:
+            names = sorted(self.model.blendshapes)
+            weights[names[rng.integers(len(names))]] = float(rng.random())
+        vertices = self.model.vertices(alpha, weights)
+        return RawScan(Surface(vertices, self.model.triangles), self.model.landmarks(vertices))
+
+    def entries(self) -> List[Entry]:
+        return [
+            Entry(f"sfm-{s:05d}", "neutral" if e == 0 else f"expression-{e}", f"SFM subject {s} expression {e}",
+                  (s, e))
+            for s in range(self.subjects) for e in range(self.expressions)
+        ]
+
+
+def read_facescape_indices(path: Union[str, Path], key: str = "v10") -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such landmark index file (FaceScape toolkit predef/landmark_indices.npz)")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if key not in archive:
+                    raise DataError(path, f"has no key {key!r} (keys: {sorted(archive.files)})")
+                indices = archive[key]
+        else:
+            indices = np.loadtxt(path, dtype=np.int64)
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(path, f"cannot be read ({error})") from None
+    indices = np.asarray(indices).reshape(-1)
+    if len(indices) != 68 or (indices < 0).any():
+        raise DataError(path, f"expected 68 non-negative vertex indices, got {len(indices)}")
+    return indices.astype(np.int64)
+
+
+def crop_face(surface: Surface, centre: np.ndarray, radius: float) -> Surface:
+    """Keeps the triangles whose vertices all lie within ``radius`` of ``centre``."""
+    inside = np.linalg.norm(surface.vertices - centre, axis=1) <= radius
+    triangles = surface.triangles[inside[surface.triangles].all(axis=1)]
+    return Surface(surface.vertices, triangles)
+
+
+class FaceScapeSource:
+    """FaceScape TU models: ``root/{ID}/models_reg/{ID}_{EXPRESSION}.obj`` (millimetres, every
+    mesh the same 26,317 vertices in the same order); landmark i is vertex ``indices[i]``
+    (landmark_indices.npz, key v10). Full heads are cropped to a sphere around the nose tip."""
+
+    name = "facescape"
+
+    def __init__(self, root: Union[str, Path], landmark_indices: Union[str, Path],
+                 expressions: Sequence[str] = ("neutral",), crop_radius: float = 100.0):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(self.root, "no such FaceScape folder")
+        unknown = [e for e in expressions if e not in FACESCAPE_EXPRESSIONS]
+        if unknown:
+            raise ValueError(f"unknown FaceScape expressions {unknown}; known: {FACESCAPE_EXPRESSIONS}")
+        self.indices = read_facescape_indices(landmark_indices)
+        self.expressions, self.crop_radius = tuple(expressions), crop_radius
+
+    def load(self, key) -> RawScan:
+        path = Path(key)
+        surface = read_surface(path)
+        if not surface.is_mesh:
+            raise DataError(path, "has no triangles: FaceScape TU models are meshes")
+        if self.indices.max() >= len(surface.vertices):
+            raise DataError(path, f"has {len(surface.vertices)} vertices but landmark index {self.indices.max()} "
+                                  f"needs more: not a TU model, or the wrong index key")
+        landmarks = surface.vertices[self.indices]
+        if self.crop_radius > 0:
+            surface = crop_face(surface, landmarks[NOSE_TIP], self.crop_radius)
+            if not surface.is_mesh:
+                raise DataError(path, f"no triangles within {self.crop_radius} mm of the nose tip")
+        return RawScan(surface, landmarks)
+
+    def entries(self) -> List[Entry]:
+        found = []
+        for folder in sorted((p for p in self.root.iterdir() if p.is_dir()), key=_natural_key):
+            for expression in self.expressions:
+                path = folder / "models_reg" / f"{folder.name}_{expression}.obj"
+                if path.is_file():
+                    found.append(Entry(folder.name, expression, str(path), str(path)))
+        if not found:
+            raise DataError(self.root, f"no {{ID}}/models_reg/{{ID}}_{{expression}}.obj files for "
+                                       f"expressions {list(self.expressions)}")
+        return found
+
+
+def _natural_key(path: Path):
+    return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
+
+
+ARCHIVE_KEYS = ("point_list", "landmark_list")
+
+
+class ArchiveSource:
+    """The original code's archive: a .npz, or a .npy holding a pickled dict, with point_list
+    (S, M, 3), landmark_list (S, K, 3) and optionally subject_list, emotion_list and
+    scale_list (normalisation factor: units per mm, so mm = units / scale). Clouds are taken
+    as they are; heatmaps_list is not read (heatmaps are recomputed from the landmarks).
+    A .npy dict is unpickled: open only archives you trust."""
+
+    name = "archive"
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        data = self._read()
+        missing = [k for k in ARCHIVE_KEYS if k not in data]
+        if missing:
+            raise DataError(self.path, f"lacks {missing}; has {sorted(data)}")
+        self.points = np.asarray(data["point_list"], dtype=np.float64)
+        self.landmarks = np.asarray(data["landmark_list"], dtype=np.float64)
+        count = len(self.points)
+        if self.points.ndim != 3 or self.points.shape[2] != 3 or self.landmarks.ndim != 3 \
+                or self.landmarks.shape[2] != 3 or len(self.landmarks) != count:
+            raise DataError(self.path, f"point_list {self.points.shape} and landmark_list {self.landmarks.shape} "
+                                       f"do not describe the same scans")
+        self.subjects = [str(s) for s in data.get("subject_list", range(count))]
+        self.emotions = [str(e) for e in data.get("emotion_list", ["unknown"] * count)]
+        scales = np.asarray(data.get("scale_list", np.ones(count)), dtype=np.float64).reshape(-1)
+        if len(self.subjects) != count or len(self.emotions) != count or len(scales) != count:
+            raise DataError(self.path, "subject_list, emotion_list and scale_list must have one entry per scan")
+        if (scales <= 0).any():
+            raise DataError(self.path, "scale_list must be positive")
+        self.mm_per_unit = 1.0 / scales
+
+    def _read(self) -> Dict[str, np.ndarray]:
+        if not self.path.is_file():
+            raise DataError(self.path, "no such archive")
+        try:
+            if self.path.suffix == ".npz":
+                with np.load(self.path, allow_pickle=False) as archive:
+                    return {k: archive[k] for k in archive.files}
+            data = np.load(self.path, allow_pickle=True)
+            data = data.item() if data.dtype == object and data.shape == () else data
+        except Exception as error:
+            raise DataError(self.path, f"cannot be read as an archive ({error})") from None
+        if not isinstance(data, dict):
+            raise DataError(self.path, "expected a dict of arrays (point_list, landmark_list, ...)")
+        return data
+
+    def load(self, key) -> RawScan:
+        return RawScan(Surface(self.points[key]), self.landmarks[key], float(self.mm_per_unit[key]))
+
+    def entries(self) -> List[Entry]:
+        return [
+            Entry(self.subjects[i], self.emotions[i], f"{self.path}[{i}]", i) for i in range(len(self.points))
+        ]
+
+
+class FolderSource:
+    """Scans (.obj .ply .stl .off .npy .xyz) anywhere under ``root``, each with a landmark file
+    beside it named ``<stem>.landmarks.<npy|txt|csv|json>``. The subject is the scan's first
+    folder under root (``root/alice/smile.obj`` -> alice), or its stem for scans at the top.
+    ``mm_per_unit`` says how many millimetres a unit of the files is."""
+
+    name = "folder"
+
+    def __init__(self, root: Union[str, Path], mm_per_unit: float = 1.0):
+        self.root, self.mm_per_unit = Path(root), mm_per_unit
+        if not self.root.is_dir():
+            raise DataError(self.root, "no such folder")
+
+    @staticmethod
+    def landmark_file(scan: Path) -> Optional[Path]:
+        for suffix in LANDMARK_SUFFIXES:
+            candidate = scan.with_name(f"{scan.stem}.landmarks{suffix}")
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def load(self, key) -> RawScan:
+        scan, landmarks = (Path(k) for k in key)
+        return RawScan(read_surface(scan), read_landmarks(landmarks), self.mm_per_unit)
+
+    def entries(self) -> List[Entry]:
+        found, unlabelled = [], []
+        for scan in sorted(self.root.rglob("*")):
+            if scan.suffix.lower() not in SCAN_SUFFIXES or ".landmarks" in scan.name or not scan.is_file():
+                continue
+            landmarks = self.landmark_file(scan)
+            if landmarks is None:
+                unlabelled.append(scan.name)
+                continue
+            relative = scan.relative_to(self.root)
+            subject = relative.parts[0] if len(relative.parts) > 1 else scan.stem
+            found.append(Entry(subject, scan.stem, str(scan), (str(scan), str(landmarks))))
+        if not found:
+            hint = f" ({len(unlabelled)} scans without a <stem>.landmarks.* file)" if unlabelled else ""
+            raise DataError(self.root, f"no scans with landmark files{hint}")
+        return found

@@ -1,0 +1,132 @@
+"""`se3unet prepare`, the cache, and the Dataset over it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from se3unet.cli import main
+from se3unet.data.dataset import LandmarkDataset, collate
+from se3unet.data.prepare import MANIFEST, PrepareConfig, load_split, prepare, split_subjects
+from se3unet.model import SE3Unet, UNetConfig
+
+
+@pytest.fixture
+def config(sfm_dir):
+    return PrepareConfig(source="sfm", path=str(sfm_dir), subjects=8, expressions=2, samples=1024, points=192,
+                         val=0.25, test=0.25, seed=7)
+
+
+def _arrays(folder):
+    return {split: load_split(folder, split) for split in ("train", "val", "test")}
+
+
+def test_splits_are_by_subject_and_disjoint():
+    subjects = [f"s{i // 3}" for i in range(30)]  # 10 subjects, 3 scans each
+    splits = split_subjects(subjects, val=0.2, test=3, seed=1)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [5, 2, 3]
+    assert not set(splits["train"]) & set(splits["test"]) and not set(splits["val"]) & set(splits["test"])
+    assert split_subjects(subjects, 0.2, 3, seed=1) == splits != split_subjects(subjects, 0.2, 3, seed=2)
+    with pytest.raises(ValueError, match="none for training"):
+        split_subjects(subjects, 0.5, 0.5, 0)
+
+
+def test_prepare_is_deterministic_reuses_and_rebuilds_on_change(config, tmp_path):
+    first = prepare(config, tmp_path / "a", progress=False)
+    assert first.sizes == {"train": 8, "val": 4, "test": 4} and not first.reused
+    again = prepare(config, tmp_path / "a", progress=False)
+    assert again.reused and again.path == first.path
+    other = prepare(config, tmp_path / "b", workers=2, progress=False)  # parallel workers, same result
+    a, b = _arrays(first.path), _arrays(other.path)
+    for split in a:
+        for key in a[split]:
+            assert np.array_equal(a[split][key], b[split][key]), (split, key)
+    train = a["train"]
+    assert train["points"].shape == (8, 192, 3) and train["landmarks"].shape == (8, 50, 3)
+    assert np.allclose(np.linalg.norm(train["points"], axis=2).max(1), 1.0, atol=1e-6)
+    assert (train["scale"] > 50).all()  # mm per unit: about a face's radius
+    changed = prepare(PrepareConfig(**{**config.__dict__, "seed": 8}), tmp_path / "a", progress=False)
+    assert changed.path != first.path and not changed.reused
+
+
+def test_interrupted_prepare_resumes_from_its_shards(config, tmp_path, monkeypatch):
+    import se3unet.data.prepare as module
+
+    monkeypatch.setattr(module, "SHARD_SIZE", 3)
+    calls = []
+    original = module.preprocess_entry
+
+    def failing(*args):
+        if len(calls) == 7:
+            raise KeyboardInterrupt  # a kill mid-way
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(module, "preprocess_entry", failing)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(config, tmp_path, progress=False)
+    folder = module.cache_path(config, tmp_path)
+    assert not (folder / MANIFEST).exists() and len(list(folder.glob("*.npz"))) == 2  # 6 scans in 2 shards
+    assert not list(folder.glob("*.tmp"))
+    counted = []
+    monkeypatch.setattr(module, "preprocess_entry", lambda *a: counted.append(1) or original(*a))
+    result = prepare(config, tmp_path, progress=False)
+    assert len(counted) == 16 - 6 and sum(result.sizes.values()) == 16
+    clean = prepare(config, tmp_path / "clean", progress=False)
+    a, b = _arrays(result.path), _arrays(clean.path)
+    assert all(np.array_equal(a[s]["points"], b[s]["points"]) for s in a)
+
+
+def test_prepare_command_prints_json_last(sfm_dir, tmp_path, capsys):
+    code = main(["prepare", "--sfm-dir", str(sfm_dir), "--subjects", "5", "--samples", "512", "--points", "128",
+                 "--val", "1", "--test", "1", "--cache-dir", str(tmp_path), "--workers", "1", "--quiet"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["splits"] == {"train": 3, "val": 1, "test": 1} and summary["scans_per_second"] > 0
+    assert (tmp_path / summary["cache"].split("/")[-1] / MANIFEST).is_file()
+
+
+def test_prepare_command_names_a_missing_model_folder(tmp_path, capsys):
+    assert main(["prepare", "--sfm-dir", str(tmp_path), "--quiet"]) == 2
+    assert "lacks sfm_shape_3448.bin" in capsys.readouterr().err
+
+
+@pytest.fixture
+def cache(config, tmp_path):
+    return prepare(config, tmp_path, progress=False).path
+
+
+def test_dataset_draws_a_new_pose_each_epoch_and_targets_follow(cache):
+    ds = LandmarkDataset(cache, "train", sigma=0.08, threshold=0.5, translation=0.5)
+    a = ds[0]
+    ds.set_epoch(1)
+    b = ds[0]
+    assert not torch.allclose(a["points"], b["points"])
+    # heatmaps depend on distances only: the same in every pose
+    assert torch.allclose(a["heatmaps"], b["heatmaps"], atol=1e-5)
+    canonical = torch.from_numpy(ds.data["points"][0])
+    assert torch.allclose(canonical @ a["rotation"].T + a["translation"], a["points"], atol=1e-5)
+    assert torch.equal(a["labels"], (a["heatmaps"] > 0.5).float())
+    fixed = LandmarkDataset(cache, "train", fixed_pose=True)
+    first = fixed[0]["points"]
+    fixed.set_epoch(5)
+    assert torch.equal(fixed[0]["points"], first)
+
+
+def test_dataset_realigns_by_icp_without_landmarks(cache):
+    ds = LandmarkDataset(cache, "test", realign=True, translation=1.0)
+    item = ds[0]
+    # after realignment the scan is back near the canonical frame: landmarks close to where
+    # they are in the unposed scan (a different identity from the reference, so not exact)
+    canonical = torch.from_numpy(ds.data["landmarks"][0])
+    assert (item["landmarks"] - canonical).norm(dim=1).mean() < 0.1
+
+
+def test_dataset_hierarchy_is_reposed_not_recomputed(cache):
+    model = SE3Unet(UNetConfig(channels=(4, 4), neighbours=8, heads=2, pool_neighbours=4))
+    ds = LandmarkDataset(cache, "train", hierarchy=model.hierarchy)
+    batch = collate([ds[0], ds[1]])
+    with torch.no_grad():
+        assert torch.allclose(model(batch["points"], batch["hierarchy"]), model(batch["points"]), atol=1e-6)
+    assert batch["hierarchy"][1].kept.shape == (2, 48)
