@@ -1,6 +1,6 @@
 # Set-up and the two README commands. A fresh clone needs only python3 (>= 3.10) and make.
 #
-#   make demo   install everything into .venv, then run the main job
+#   make demo   install everything into .venv, then run the main job (se3unet demo)
 #   make test   install everything into .venv, then run the test suite
 #
 # TORCH_SPEC is what pip installs first: by default the CPU build of torch 2.13.0 (a CPU
@@ -10,6 +10,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# The Surrey Face Model files (the demo's data and some tests'): read in place, never copied.
+SE3UNET_SFM_DIR ?= ../shared/data/sfm
+export SE3UNET_SFM_DIR
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -25,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/se3unet verify
+	$(BIN)/se3unet demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -31,6 +31,7 @@ def worker(name: str, batch: int, points: int, repeats: int) -> dict:
     model = SE3Unet(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     positions = torch.randn(batch, points, 3)
+    normals = torch.nn.functional.normalize(torch.randn(batch, points, 3), dim=-1) if config.normals else None
     labels = (torch.rand(batch, points, config.num_outputs) > 0.95).float()
     start = time.perf_counter()
     hierarchy = model.hierarchy(positions)
@@ -39,7 +40,7 @@ def worker(name: str, batch: int, points: int, repeats: int) -> dict:
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(positions, hierarchy), labels)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(positions, hierarchy, normals), labels)
         loss.backward()
         optimizer.step()
 

@@ -89,3 +89,14 @@ def test_icp_recovers_a_random_rigid_motion_from_any_start(sfm_model, trial):
     assert rotation_angle_degrees(fit.rotation @ rotation, np.eye(3)) < 1.0
     recovered_translation = fit.rotation @ translation + fit.translation  # should be 0 (mm)
     assert np.linalg.norm(recovered_translation) < 0.5
+
+
+def test_estimated_normals_match_a_sphere_and_point_outwards():
+    from se3unet.data.preprocess import estimate_normals
+
+    rng = np.random.default_rng(7)
+    points = rng.normal(size=(2000, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    normals = estimate_normals(points)
+    assert np.abs((normals * points).sum(1)).min() > 0.95  # along the radius
+    assert ((normals * points).sum(1) > 0).all()  # outwards

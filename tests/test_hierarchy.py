@@ -85,7 +85,7 @@ def test_upsampling_and_mean_and_max_pooling_commute_with_rotation():
     r = random_rotation()
     levels = build_hierarchy(x, 1, 0.2, 6, pool_neighbours=6)
     f = _features(200)
-    for aggregation in ("mean", "max", "multi"):
+    for aggregation in ("mean", "sum", "max", "multi"):
         pool = Pooling3D(0.2, aggregation)
         err = relative_error(pool(rotate_features(f, r), levels[1]), rotate_features(pool(f, levels[1]), r))
         assert err < 1e-12, aggregation

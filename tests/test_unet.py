@@ -8,16 +8,23 @@ from se3unet.model import SE3Unet, UNetConfig, preset
 
 MODEL_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-9}
 TINY = UNetConfig(num_outputs=5, degrees=(0, 1, 2), channels=(4, 4, 4), heads=2, neighbours=6,
-                  pool_keep=0.5, pool_neighbours=4)
+                  pool_keep=0.5, pool_neighbours=4, normals=False)
+
+
+def _normals_for(model, positions):
+    if not model.config.normals:
+        return None
+    return torch.nn.functional.normalize(torch.randn_like(positions), dim=-1)
 
 
 def _invariance_error(model, positions, dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
     rotation = random_rotation(dtype, g)
     translation = torch.randn(3, dtype=torch.float64, generator=g).to(dtype) * 3
+    normals = _normals_for(model, positions)
     with torch.no_grad():
-        a = model(positions)
-        b = model(positions @ rotation.T + translation)
+        a = model(positions, normals=normals)
+        b = model(positions @ rotation.T + translation, normals=None if normals is None else normals @ rotation.T)
     return float((a - b).abs().max() / a.abs().max())
 
 
@@ -56,9 +63,10 @@ def test_original_preset_is_not_invariant():
 def test_preset_shapes_and_parameter_counts(name, outputs):
     model = SE3Unet(preset(name))
     # Regression guard on the architecture: a change here must be deliberate (docs/model.md).
-    expected_params = {"default": 845618, "report-v1": 190240, "original": 118386}[name]
+    expected_params = {"default": 694402, "report-v1": 190240, "original": 118386}[name]
     assert sum(p.numel() for p in model.parameters()) == expected_params
-    out = model(torch.randn(1, 512, 3))
+    x = torch.randn(1, 512, 3)
+    out = model(x, normals=_normals_for(model, x))
     assert out.shape == (1, 512, outputs)
 
 
@@ -88,8 +96,13 @@ def test_gradients_reach_every_parameter_and_coincident_points_stay_finite():
 
 
 def test_too_small_clouds_are_refused_with_a_clear_message():
-    with pytest.raises(ValueError, match=r"level 0 .*needs? at least 17"):
-        SE3Unet(preset("default"))(torch.randn(1, 10, 3))
+    with pytest.raises(ValueError, match=r"level 0 .*needs? at least 13"):
+        SE3Unet(preset("default"))(torch.randn(1, 10, 3), normals=torch.randn(1, 10, 3))
+
+
+def test_a_model_that_reads_normals_asks_for_them():
+    with pytest.raises(ValueError, match="normals=True: pass normals"):
+        SE3Unet(preset("default"))(torch.randn(1, 300, 3))
 
 
 def test_unknown_presets_and_settings_are_refused():

@@ -67,6 +67,51 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train.config import load_config
+    from .train.trainer import train
+
+    config = load_config(args.config, args.set)
+    summary = train(config, resume=args.resume, progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.report import evaluate
+
+    result = evaluate(args.checkpoint, args.cache, args.output, split=args.split, preprocessing=args.preprocessing,
+                      perturbations=args.perturbations, translation=args.translation, batch_size=args.batch_size,
+                      baseline=args.baseline, seed=args.seed, limit=args.limit, progress=not args.quiet)
+    print(result["table"])
+    summary = {name: {"f1@0.5": r["f1"][5], "error_mm": r["error"]["mean_mm"],
+                      **({"baseline_error_mm": r["baseline_error"]["mean_mm"]} if "baseline_error" in r else {})}
+               for name, r in result["conditions"].items()}
+    print(json.dumps({"report": result["report"], "conditions": summary}))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .evaluate.predict import predict
+
+    results = predict(args.scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
+                      device=args.device)
+    failed = [r for r in results if "error" in r]
+    for r in results:
+        print(f"{r['scan']}: error: {r['error']}" if "error" in r else f"{r['scan']}: {r['landmarks']}")
+    print(json.dumps({"predicted": len(results) - len(failed), "failed": len(failed), "results": results}))
+    return 1 if failed else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.output, sfm_dir=args.sfm_dir, subjects=args.subjects, points=args.points,
+                       epochs=args.epochs, minutes=args.minutes, progress=not args.quiet, overrides=args.set)
+    print(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="se3unet", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +154,52 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(run=_prepare)
+
+    tr = commands.add_parser("train", help="train a model on a prepared cache (works under torchrun)")
+    tr.add_argument("--config", help="YAML experiment config (configs/*.yaml); defaults without one")
+    tr.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="override any config field, e.g. data.cache=cache/sfm-... optim.lr=1e-3 model.channels=[8,16]")
+    tr.add_argument("--resume", action="store_true", help="continue from run.output/last.pt if it exists")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(run=_train)
+
+    ev = commands.add_parser("evaluate", help="the report's test matrix on a prepared split")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--cache", required=True, help="a prepared cache folder")
+    ev.add_argument("--output", default="reports/evaluation", help="report folder")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ev.add_argument("--preprocessing", nargs="+", default=["none", "icp", "raw"], choices=["none", "icp", "raw"])
+    ev.add_argument("--perturbations", nargs="+", default=["rotation", "translation", "both"],
+                    choices=["rotation", "translation", "both"])
+    ev.add_argument("--translation", type=float, default=1.0, help="largest translation, unit-sphere units")
+    ev.add_argument("--baseline", nargs="*", default=["raw / both"],
+                    help="conditions that also get the ICP mean-face baseline ('all' for every one)")
+    ev.add_argument("--batch-size", type=int, default=4)
+    ev.add_argument("--limit", type=int, help="evaluate the first n scans only")
+    ev.add_argument("--seed", type=int, default=1234, help="seed of the test poses")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(run=_evaluate)
+
+    pr = commands.add_parser("predict", help="landmarks for scans in any pose (.obj .ply .stl .off .npy .xyz)")
+    pr.add_argument("scans", nargs="+")
+    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--output", default="predictions")
+    pr.add_argument("--format", choices=["csv", "json"], default="csv")
+    pr.add_argument("--no-picture", action="store_true")
+    pr.add_argument("--device", default="cpu")
+    pr.set_defaults(run=_predict)
+
+    demo = commands.add_parser("demo", help="prepare Surrey Face Model faces, train, evaluate in random poses")
+    demo.add_argument("--sfm-dir", help="Surrey Face Model folder (default $SE3UNET_SFM_DIR)")
+    demo.add_argument("--output", default="runs/demo")
+    demo.add_argument("--subjects", type=int, default=300)
+    demo.add_argument("--points", type=int, default=512, help="points per scan after FPS")
+    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--minutes", type=float, default=7.0, help="training time limit")
+    demo.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
+                      help="override experiment fields, as for train")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(run=_demo)
     return parser
 
 

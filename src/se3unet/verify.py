@@ -116,8 +116,9 @@ def verify_layers(config: VerifyConfig, progress: Optional[Callable[[str], None]
 
 
 def verify_model(model_config, points: int = 1024, batch: int = 1, seed: int = 0) -> Dict[str, float]:
-    """Relative change of a whole SE3Unet's per-point logits when its input cloud is rotated
-    and moved; the hierarchy (FPS, kNN) is rebuilt from each pose, as in real use."""
+    """Relative change of a whole SE3Unet's per-point logits when its input cloud (and its
+    normals, if the model reads them) is rotated and moved; the hierarchy (FPS, kNN) is rebuilt
+    from each pose, as in real use."""
     from .model import SE3Unet
 
     torch.manual_seed(seed)
@@ -126,13 +127,16 @@ def verify_model(model_config, points: int = 1024, batch: int = 1, seed: int = 0
     for dtype in (torch.float32, torch.float64):
         generator = torch.Generator().manual_seed(seed)
         positions = torch.randn(batch, points, 3, dtype=torch.float64, generator=generator).to(dtype)
+        normals = torch.nn.functional.normalize(
+            torch.randn(batch, points, 3, dtype=torch.float64, generator=generator), dim=-1).to(dtype)
         rotation = random_rotation(dtype, generator)
         translation = torch.randn(3, dtype=torch.float64, generator=generator).to(dtype)
         typed = copy.deepcopy(model).to(dtype)
+        uses_normals = model_config.normals
         start = time.perf_counter()
         with torch.no_grad():
-            logits = typed(positions)
-            moved = typed(positions @ rotation.T + translation)
+            logits = typed(positions, normals=normals if uses_normals else None)
+            moved = typed(positions @ rotation.T + translation, normals=normals @ rotation.T if uses_normals else None)
         if dtype == torch.float32:
             result["seconds"] = (time.perf_counter() - start) / 2
         result[str(dtype).replace("torch.", "")] = float((moved - logits).abs().max() / logits.abs().max())

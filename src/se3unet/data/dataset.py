@@ -82,7 +82,10 @@ class LandmarkDataset(torch.utils.data.Dataset):
         }
         if self.hierarchy_builder is not None:
             if index not in self._hierarchies:
-                self._hierarchies[index] = self.hierarchy_builder(item["points"][None])
+                # Built from the stored (canonical) scan, so the cached indices and weights are
+                # the same bits whichever epoch first asks for them: runs stay repeatable.
+                canonical = torch.from_numpy(self.data["points"][index].astype(np.float32))[None]
+                self._hierarchies[index] = self.hierarchy_builder(canonical)
             item["hierarchy"] = repose(self._hierarchies[index], item["points"][None])
         return item
 

@@ -246,6 +246,7 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     atomic_write_text(manifest, json.dumps({
         "config": config.to_dict(), "sizes": sizes, "version": CACHE_VERSION,
         "subjects": {name: len(splits[name]) for name in SPLITS},
+        "landmark_names": getattr(source, "landmark_names", None),
     }, indent=2))
     return PrepareResult(folder, sizes, done / seconds if seconds > 0 and done else 0.0, False)
 

@@ -26,6 +26,20 @@ def sample_surface(vertices: np.ndarray, triangles: np.ndarray, count: int,
     return np.asarray(points, dtype=np.float64), np.asarray(mesh.face_normals[face_index], dtype=np.float64)
 
 
+def estimate_normals(points: np.ndarray, neighbours: int = 16) -> np.ndarray:
+    """Unit normals of a cloud without them: the direction of least spread of each point's
+    neighbourhood, turned to point away from the cloud's centroid (outwards for a face or head
+    scan). Depends on distances only, so it turns with the cloud."""
+    from scipy.spatial import cKDTree
+
+    _, index = cKDTree(points).query(points, k=min(neighbours, len(points)))
+    local = points[index] - points[index].mean(axis=1, keepdims=True)
+    _, vectors = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))
+    normals = vectors[:, :, 0]
+    outward = np.sign(((points - points.mean(0)) * normals).sum(1, keepdims=True))
+    return normals * np.where(outward == 0, 1.0, outward)
+
+
 def farthest_points(points: np.ndarray, count: int) -> np.ndarray:
     """Indices of ``count`` points by exact FPS from the point nearest the centroid: the same
     points in any pose."""

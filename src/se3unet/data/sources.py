@@ -54,6 +54,7 @@ class SurreyFaceSource:
 
     def __init__(self, model, subjects: int, expressions: int = 1, seed: int = 0):
         self.model, self.subjects, self.expressions, self.seed = model, subjects, expressions, seed
+        self.landmark_names = [f"ibug{n}" for n in model.landmark_numbers]
 
     def load(self, key) -> RawScan:
         subject, expression = key
@@ -120,6 +121,7 @@ class FaceScapeSource:
             raise ValueError(f"unknown FaceScape expressions {unknown}; known: {FACESCAPE_EXPRESSIONS}")
         self.indices = read_facescape_indices(landmark_indices)
         self.expressions, self.crop_radius = tuple(expressions), crop_radius
+        self.landmark_names = [f"ibug{i + 1}" for i in range(68)]
 
     def load(self, key) -> RawScan:
         path = Path(key)

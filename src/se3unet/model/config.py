@@ -14,17 +14,17 @@ class UNetConfig:
     degrees: Tuple[int, ...] = (0, 1)
     channels: Tuple[int, ...] = (8, 16, 16)  # per degree, one entry per level (levels = len - 1)
     heads: int = 2
-    neighbours: int = 16  # k of every level's kNN graph
+    neighbours: int = 12  # k of every level's kNN graph
     pool_keep: float = 0.25  # fraction of points each pooling keeps
-    pooling: Literal["mean", "max", "multi", "componentwise_max"] = "max"
+    pooling: Literal["mean", "sum", "max", "multi", "componentwise_max"] = "max"
     pool_neighbours: int = 8  # fine points aggregated per kept point
     up_neighbours: int = 3
     up_power: float = 2.0
-    join: Literal["sum", "concat"] = "concat"  # how skip features meet upsampled ones
+    join: Literal["sum", "concat"] = "sum"  # how skip features meet upsampled ones
     hidden_self_interaction: Literal["1x1", "att"] = "1x1"
     final_self_interaction: Literal["1x1", "att"] = "att"  # the network's last GSE3Res
     inputs: Literal["centred", "absolute"] = "centred"
-    normals: bool = False  # add the unit normal as a second degree-1 input channel
+    normals: bool = True  # add the unit normal as a second degree-1 input channel
     head: Literal["invariant", "cartesian"] = "invariant"
     block_output: Literal["full", "single_vector"] = "full"
     head_hidden: int = 64

@@ -11,8 +11,8 @@ from ..equivariant.fiber import Features, Fiber
 from ..geometry.hierarchy import Level
 from ..geometry.knn import gather_points
 
-Aggregation = Literal["mean", "max", "multi", "componentwise_max"]
-AGGREGATIONS = ("mean", "max", "multi", "componentwise_max")
+Aggregation = Literal["mean", "sum", "max", "multi", "componentwise_max"]
+AGGREGATIONS = ("mean", "sum", "max", "multi", "componentwise_max")
 
 
 def mean_pool(neighbourhood: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,7 @@ class Pooling3D(nn.Module):
     """Aggregates each kept point's neighbourhood (Level.pool_index) at every degree.
 
     keep: the fraction of points the pooling keeps (the hierarchy is built with it).
-    aggregation: 'mean' and 'max' keep the fiber; 'multi' concatenates mean and max (twice
+    aggregation: 'mean', 'sum' (the original's v2) and 'max' keep the fiber; 'multi' concatenates mean and max (twice
     the channels); 'componentwise_max' breaks equivariance and exists only to reproduce the
     original.
     """
@@ -63,6 +63,8 @@ class Pooling3D(nn.Module):
             neighbourhood = gather_points(f, level.pool_index)  # [B, M, p, C, m]
             if self.aggregation == "mean":
                 out[d] = mean_pool(neighbourhood)
+            elif self.aggregation == "sum":
+                out[d] = neighbourhood.sum(dim=2)
             elif self.aggregation == "max":
                 out[d] = equivariant_max_pool(neighbourhood)
             elif self.aggregation == "multi":

@@ -12,7 +12,7 @@ from .config import UNetConfig
 REPORT_V1 = UNetConfig(
     num_outputs=68, degrees=(0, 1, 2), channels=(5, 5), heads=1, neighbours=40, pool_keep=0.1,
     pooling="max", pool_neighbours=40, join="sum", hidden_self_interaction="1x1",
-    final_self_interaction="att",
+    final_self_interaction="att", normals=False,
 )
 
 # A faithful reproduction of the original code's choices, to be measured against. It BREAKS
@@ -27,8 +27,11 @@ ORIGINAL = REPORT_V1.replace(
 )
 
 # The project's default: degrees 0 and 1 (degree 2 triples the cost of every layer on a CPU),
-# two poolings to 1/4 and 1/16 of the points for a receptive field that spans the face, k = 16,
-# equivariant max pooling, concatenated skips, attentive self-interaction before the head.
+# two poolings to 1/4 and 1/16 of the points for a receptive field that spans the face, k = 12,
+# equivariant max pooling, summed skips (concatenation doubles the cost of the expanding path:
+# 3.3 instead of 1.6 s per step of 4 x 1024 points), attentive self-interaction before the head, and
+# surface normals as a second degree-1 input (on the SFM demo data they cut the validation
+# error after 3 minutes of training from 14.6 to 9.5 mm).
 DEFAULT = UNetConfig()
 
 PRESETS: Dict[str, UNetConfig] = {"default": DEFAULT, "report-v1": REPORT_V1, "original": ORIGINAL}

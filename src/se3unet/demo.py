@@ -1,0 +1,53 @@
+"""`se3unet demo`: the whole tool on the built-in Surrey Face Model data, in minutes on a CPU.
+
+Prepares random SFM faces (300 identities, 512 points each: at 1,024 points a step costs
+twice as much and 4 epochs reached 6.7 mm where 8 epochs at 512 reach 4.2 mm in the same
+time), trains the default model for about 5 minutes on scans in random poses, evaluates it on test scans in random poses (rotation over SO(3) plus translation),
+and compares it with the classical baseline (the mean face aligned to each scan by ICP).
+Re-running reuses the cache and a finished training run; an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from .data.prepare import PrepareConfig, prepare
+from .data.sfm import resolve_sfm_dir
+from .evaluate.report import evaluate
+from .train.config import ExperimentConfig, apply_overrides
+from .train.trainer import BEST, train
+
+CONDITION = "raw / both"
+
+
+def run_demo(output: str = "runs/demo", sfm_dir: Optional[str] = None, subjects: int = 300, points: int = 512,
+             epochs: int = 8, minutes: float = 7.0, progress: bool = True,
+             overrides: Sequence[str] = ()) -> Dict[str, object]:
+    """``overrides``: experiment fields as for `se3unet train --set` (e.g. a smaller model)."""
+    output = Path(output)
+    folder = resolve_sfm_dir(sfm_dir).resolve()
+    data = prepare(PrepareConfig(source="sfm", path=str(folder), subjects=subjects, points=points, val=0.1, test=0.2),
+                   output / "cache", workers=2, progress=progress)
+    print(f"data: {data.path} (train {data.sizes['train']}, val {data.sizes['val']}, test {data.sizes['test']} scans)")
+    config = ExperimentConfig.from_dict(apply_overrides({
+        "model": {"preset": "default", "normals": True},
+        "data": {"cache": str(data.path), "translation": 0.2},
+        "loss": {"name": "heatmap_ce"},
+        "optim": {"lr": 3e-3, "batch_size": 4, "epochs": epochs},
+        "run": {"output": str(output / f"train-{data.path.name}"), "time_limit": minutes * 60, "val_scans": 20},
+    }, overrides))
+    trained = train(config, resume=True, progress=progress)
+    checkpoint = Path(config.run.output) / BEST
+    report = evaluate(checkpoint, data.path, output / "report", preprocessing=("none", "raw"), perturbations=("both",),
+                      baseline=(CONDITION,), translation=1.0, progress=progress)
+    print(report["table"])
+    result = report["conditions"][CONDITION]
+    error, baseline = result["error"]["mean_mm"], result["baseline_error"]["mean_mm"]
+    verdict = "beats" if error < baseline else "does NOT beat"
+    print(f"test scans in random poses: model {error:.2f} mm, baseline (mean face + ICP) {baseline:.2f} mm: "
+          f"the model {verdict} the baseline")
+    print(f"report: {report['report']}/summary.md and its pictures")
+    return {"error_mm": round(error, 3), "baseline_error_mm": round(baseline, 3), "report": report["report"],
+            "checkpoint": str(checkpoint), "train_seconds": round(trained["seconds"], 1),
+            "epochs": trained["epochs"], "test_scans": result["scans"]}

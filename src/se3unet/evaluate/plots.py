@@ -1,0 +1,134 @@
+"""Pictures: training curves, PR and CED curves, per-landmark errors, scans with landmarks."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Union
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+PathLike = Union[str, Path]
+
+
+def _read_csv(path: PathLike) -> Dict[str, np.ndarray]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
+
+
+def training_curves(steps_csv: PathLike, epochs_csv: PathLike, out: PathLike) -> None:
+    """The report's four panels: training loss, learning rate, steps per epoch, validation."""
+    steps, epochs = _read_csv(steps_csv), _read_csv(epochs_csv)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    if steps:
+        axes[0, 0].plot(steps["step"], steps["loss"], lw=0.8, alpha=0.5, label="per step")
+    if epochs:
+        axes[0, 0].plot(epochs["step"], epochs["train_loss"], "o-", label="epoch mean")
+    axes[0, 0].set(title="training loss", xlabel="step", ylabel="loss")
+    axes[0, 0].legend()
+    if steps:
+        axes[0, 1].plot(steps["step"], steps["lr"])
+    axes[0, 1].set(title="learning rate", xlabel="step", yscale="log")
+    if epochs:
+        axes[1, 0].plot(epochs["epoch"] + 1, epochs["step"], "o-")
+        axes[1, 1].plot(epochs["epoch"] + 1, epochs["val_loss"], "o-", color="C1", label="val loss")
+        twin = axes[1, 1].twinx()
+        twin.plot(epochs["epoch"] + 1, epochs["val_error_mm"], "s--", color="C2", label="val error (mm)")
+        twin.set_ylabel("landmark error (mm)")
+        axes[1, 1].legend(loc="upper left")
+        twin.legend(loc="upper right")
+    axes[1, 0].set(title="optimizer steps", xlabel="epoch", ylabel="steps so far")
+    axes[1, 1].set(title="validation", xlabel="epoch", ylabel="loss")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
+    """Precision-recall (points over thresholds) and F1 against threshold, one line per condition."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name, r in results.items():
+        a.plot(r["recall"], r["precision"], "o-", ms=3, label=name)
+        b.plot(r["thresholds"], r["f1"], "o-", ms=3, label=name)
+    a.set(title="precision-recall over thresholds", xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02))
+    b.set(title="F1 against threshold", xlabel="threshold", ylabel="F1", ylim=(0, 1.02))
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def ced_curves(curves: Dict[str, Dict], out: PathLike) -> None:
+    """Cumulative error distribution: share of landmarks within x mm."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, ced in curves.items():
+        ax.plot(ced["mm"], ced["fraction"], label=name)
+    for t in (2.5, 5, 10):
+        ax.axvline(t, color="grey", lw=0.5, ls=":")
+    ax.set(title="cumulative error distribution", xlabel="landmark error (mm)", ylabel="fraction of landmarks",
+           ylim=(0, 1.01), xlim=(0, 20))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def per_landmark_errors(errors: Dict[str, Sequence[float]], names: Sequence[str], out: PathLike) -> None:
+    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(names) * len(errors)), 4.5))
+    width = 0.8 / max(1, len(errors))
+    x = np.arange(len(names))
+    for i, (label, values) in enumerate(errors.items()):
+        ax.bar(x + i * width, values, width, label=label)
+    ax.set_xticks(x + width * (len(errors) - 1) / 2, names, rotation=90, fontsize=7)
+    ax.set(title="mean error per landmark", ylabel="mm")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def iou_curves(results: Dict[str, Dict], out: PathLike) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, r in results.items():
+        ax.plot(r["iou_thresholds"], r["mean_iou"], "o-", ms=3, label=name)
+    ax.set(title="mean IoU over landmarks", xlabel="threshold t", ylabel="IoU", ylim=(0, 1))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def scan_picture(points: np.ndarray, predicted: np.ndarray, out: PathLike, truth: Optional[np.ndarray] = None,
+                 title: str = "", names: Optional[Sequence[str]] = None) -> None:
+    """The scan seen from its front (the principal axis of least spread towards the viewer)
+    and from the side, with predicted (and true) landmarks."""
+    centre = points.mean(0)
+    _, _, axes = np.linalg.svd(points - centre, full_matrices=False)
+    frame = axes  # rows: largest, middle, smallest spread
+    fig, panels = plt.subplots(1, 2, figsize=(11, 5.5))
+    views = (("front", (1, 0)), ("side", (2, 0)))
+    for ax, (label, (u, v)) in zip(panels, views):
+        p = (points - centre) @ frame.T
+        ax.scatter(p[:, u], p[:, v], s=2, c=p[:, 3 - u - v], cmap="Greys", alpha=0.6)
+        if truth is not None:
+            t = (truth - centre) @ frame.T
+            ax.scatter(t[:, u], t[:, v], s=22, facecolors="none", edgecolors="tab:green", label="true")
+        q = (predicted - centre) @ frame.T
+        ax.scatter(q[:, u], q[:, v], s=14, c="tab:red", marker="x", label="predicted")
+        if names is not None and label == "front":
+            for (x, y), n in zip(q[:, [u, v]], names):
+                ax.annotate(n, (x, y), fontsize=5, color="tab:red")
+        ax.set_aspect("equal")
+        ax.set_title(f"{title} ({label})" if title else label)
+        ax.axis("off")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

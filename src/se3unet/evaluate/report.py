@@ -1,0 +1,163 @@
+"""`se3unet evaluate`: the report's test matrix on a prepared split, with a baseline.
+
+Conditions: the scans as prepared ("none": canonical pose, no perturbation), and for each
+perturbation (rotation over SO(3), translation, both) the perturbed scans either realigned by
+ICP to the reference face ("icp") or fed as they are ("raw"). Per condition: precision,
+recall and F1 over thresholds (micro per scan, macro over scans), IoU per landmark over
+thresholds, landmark errors in mm. Writes metrics.json (every number), summary.md (a table)
+and PNG plots into the report folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..data.dataset import LandmarkDataset, collate
+from ..data.reference import ReferenceFace
+from ..model import SE3Unet, UNetConfig
+from ..train.checkpoint import load_checkpoint
+from ..train.losses import predicted_heatmaps
+from .baseline import baseline_landmarks
+from .landmarks import landmark_errors_mm, landmarks_from_heatmaps
+from .metrics import IOU_THRESHOLDS, THRESHOLDS, error_statistics, iou_per_landmark, precision_recall_f1
+from . import plots
+
+PERTURBATIONS = ("rotation", "translation", "both")
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    rotate: bool
+    translate: bool
+    realign: bool
+
+
+def test_matrix(preprocessing: Sequence[str] = ("none", "icp", "raw"),
+                perturbations: Sequence[str] = PERTURBATIONS) -> List[Condition]:
+    conditions = []
+    if "none" in preprocessing:
+        conditions.append(Condition("none", False, False, False))
+    for p in perturbations:
+        for prep in ("icp", "raw"):
+            if prep in preprocessing:
+                conditions.append(Condition(f"{prep} / {p}", p in ("rotation", "both"), p in ("translation", "both"),
+                                            prep == "icp"))
+    return conditions
+
+
+def load_model(checkpoint_path, device: str = "cpu") -> Tuple[SE3Unet, Dict]:
+    saved = load_checkpoint(checkpoint_path, device)
+    model = SE3Unet(UNetConfig.from_dict(saved["model_config"]))
+    model.load_state_dict(saved["model"])
+    return model.to(device).eval(), saved
+
+
+@torch.no_grad()
+def evaluate_condition(model: SE3Unet, saved: Dict, cache: Path, split: str, condition: Condition,
+                       translation: float, batch_size: int, baseline: bool, seed: int, limit: Optional[int],
+                       progress) -> Dict[str, object]:
+    experiment = saved["experiment"]
+    loss_name = experiment["loss"]["name"]
+    data = experiment["data"]
+    dataset = LandmarkDataset(cache, split, data["sigma"], data["threshold"], rotate=condition.rotate,
+                              translation=translation if condition.translate else 0.0, realign=condition.realign,
+                              hierarchy=model.hierarchy, seed=seed, fixed_pose=True)
+    reference = ReferenceFace.load(cache / "reference.npz") if baseline else None
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
+    for start in progress(range(0, count, batch_size), desc=condition.name):
+        batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
+        logits = model(batch["points"], batch["hierarchy"], normals=batch["normals"] if model.config.normals else None)
+        heat = predicted_heatmaps(loss_name, logits)
+        predicted = landmarks_from_heatmaps(batch["points"], heat)
+        errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
+        heat_all.append(heat)
+        labels_all.append(batch["labels"])
+        target_all.append(batch["heatmaps"])
+        if reference is not None:
+            guess = np.stack([baseline_landmarks(p.numpy(), reference, seed=int(i))
+                              for p, i in zip(batch["points"], batch["index"])])
+            base_errors.append(landmark_errors_mm(torch.from_numpy(guess).float(), batch["landmarks"], batch["scale"]))
+        if len(examples) < 3:
+            examples.append((batch["points"][0].numpy(), predicted[0].numpy(), batch["landmarks"][0].numpy()))
+    heat, labels, target = torch.cat(heat_all), torch.cat(labels_all), torch.cat(target_all)
+    prf = precision_recall_f1(heat, labels, THRESHOLDS)
+    iou = iou_per_landmark(heat, target, IOU_THRESHOLDS)
+    result = {
+        "scans": count,
+        "thresholds": list(THRESHOLDS), **{k: v.tolist() for k, v in prf.items()},
+        "iou_thresholds": list(IOU_THRESHOLDS), "iou_per_landmark": iou.tolist(),
+        "mean_iou": np.nanmean(iou, axis=1).tolist(),
+        "error": error_statistics(torch.cat(errors).numpy()),
+    }
+    if base_errors:
+        result["baseline_error"] = error_statistics(torch.cat(base_errors).numpy())
+    result["_examples"] = examples
+    return result
+
+
+def summary_table(results: Dict[str, Dict]) -> str:
+    i5, t2 = THRESHOLDS.index(0.5), IOU_THRESHOLDS.index(0.2)
+    lines = ["| condition | scans | F1@0.5 | best F1 | mean IoU@0.2 | error mm (mean ± std) | <= 2.5 mm | <= 5 mm | baseline mm |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in results.items():
+        e = r["error"]
+        base = f"{r['baseline_error']['mean_mm']:.2f}" if "baseline_error" in r else "-"
+        lines.append(
+            f"| {name} | {r['scans']} | {r['f1'][i5]:.3f} | {max(r['f1']):.3f} | {r['mean_iou'][t2]:.3f} | "
+            f"{e['mean_mm']:.2f} ± {e['std_mm']:.2f} | {e['success_rate']['2.5mm']:.1%} | "
+            f"{e['success_rate']['5mm']:.1%} | {base} |")
+    return "\n".join(lines)
+
+
+def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequence[str] = ("none", "icp", "raw"),
+             perturbations: Sequence[str] = PERTURBATIONS, translation: float = 1.0, batch_size: int = 4,
+             baseline: Sequence[str] = (), seed: int = 1234, limit: Optional[int] = None,
+             progress: bool = True) -> Dict[str, object]:
+    """Runs every condition; ``baseline`` names the conditions that also get the ICP
+    mean-face baseline (it costs an ICP per scan)."""
+    from tqdm import tqdm
+
+    def bar(iterable, desc):
+        return tqdm(iterable, desc=desc, disable=not progress, leave=False)
+
+    cache, output = Path(cache), Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    model, saved = load_model(checkpoint)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    names = manifest.get("landmark_names") or [str(i + 1) for i in range(model.config.num_outputs)]
+    results = {}
+    for condition in test_matrix(preprocessing, perturbations):
+        results[condition.name] = evaluate_condition(model, saved, cache, split, condition, translation, batch_size,
+                                                     condition.name in baseline or "all" in baseline, seed, limit, bar)
+    examples = {name: r.pop("_examples") for name, r in results.items()}
+
+    plots.pr_curves(results, output / "precision_recall.png")
+    plots.iou_curves(results, output / "iou.png")
+    curves = {name: r["error"]["ced"] for name, r in results.items()}
+    curves.update({f"baseline, {name}": r["baseline_error"]["ced"] for name, r in results.items() if "baseline_error" in r})
+    plots.ced_curves(curves, output / "ced.png")
+    main = next(reversed(results))
+    per_landmark = {f"model, {main}": results[main]["error"]["per_landmark_mm"]}
+    if "baseline_error" in results[main]:
+        per_landmark[f"baseline, {main}"] = results[main]["baseline_error"]["per_landmark_mm"]
+    plots.per_landmark_errors(per_landmark, names, output / "per_landmark.png")
+    for i, (points, predicted, truth) in enumerate(examples[main]):
+        plots.scan_picture(points, predicted, output / f"example_{i}.png", truth, title=f"test scan {i}, {main}")
+
+    report = {"checkpoint": str(checkpoint), "cache": str(cache), "split": split, "translation": translation,
+              "landmark_names": names, "conditions": results}
+    (output / "metrics.json").write_text(json.dumps(report, indent=1))
+    table = summary_table(results)
+    (output / "summary.md").write_text(
+        f"# Evaluation of {checkpoint}\n\n{split} split of {cache}; translations up to {translation} units; "
+        f"landmark = heatmap-weighted mean of points >= 0.5 x peak; baseline = reference face aligned by ICP.\n\n"
+        f"{table}\n\nPlots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png\n")
+    return {"report": str(output), "table": table, "conditions": results}

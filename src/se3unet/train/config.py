@@ -1,0 +1,136 @@
+"""Experiment configuration: YAML files in configs/, any field overridable from the command line.
+
+Sections: model (a preset plus overrides of its fields), data, loss, optim, run. An override
+is ``section.field=value`` with the value read as YAML (``optim.lr=1e-3``,
+``model.channels=[8,16]``, ``data.realign=true``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+
+from ..model import UNetConfig, preset
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; researchers write learning rates that way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+"
+               r"(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
+@dataclass
+class DataSettings:
+    cache: Optional[str] = None  # a folder made by `se3unet prepare`
+    sigma: float = 0.08  # heatmap width, unit-sphere units (about 9 mm on a face)
+    threshold: float = 0.5  # labels: heatmap > threshold
+    rotate: bool = True  # random rotation over SO(3) per scan and epoch
+    translation: float = 0.2  # random translation in +-this many units
+    realign: bool = False  # ICP to the reference face after the motion
+
+
+@dataclass
+class LossSettings:
+    name: str = "heatmap_ce"  # bce | focal | awing | heatmap_ce
+    reduction: str = "mean"  # sum | mean
+    focal_alpha: float = 0.98
+    focal_gamma: float = 3.0
+
+
+@dataclass
+class OptimSettings:
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    batch_size: int = 4
+    accumulate: int = 1  # gradient accumulation steps
+    epochs: int = 10
+    t0: Optional[int] = None  # CosineAnnealingWarmRestarts period in epochs (default: epochs)
+    eta_min: float = 1e-6
+    grad_clip: Optional[float] = 10.0
+
+
+@dataclass
+class RunSettings:
+    output: str = "runs/experiment"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    time_limit: Optional[float] = None  # seconds of training, then stop after the batch
+    val_scans: Optional[int] = None  # validate on the first n scans (None: all)
+
+
+@dataclass
+class ExperimentConfig:
+    model: Dict[str, Any] = field(default_factory=lambda: {"preset": "default"})
+    data: DataSettings = field(default_factory=DataSettings)
+    loss: LossSettings = field(default_factory=LossSettings)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    run: RunSettings = field(default_factory=RunSettings)
+
+    def model_config(self) -> UNetConfig:
+        values = dict(self.model)
+        name = values.pop("preset", "default")
+        return preset(name, **values)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "ExperimentConfig":
+        sections = {"data": DataSettings, "loss": LossSettings, "optim": OptimSettings, "run": RunSettings}
+        unknown = set(values) - set(sections) - {"model"}
+        if unknown:
+            raise ValueError(f"unknown config sections {sorted(unknown)}; known: model, {', '.join(sections)}")
+        built = {"model": dict(values.get("model") or {"preset": "default"})}
+        for name, kind in sections.items():
+            given = dict(values.get(name) or {})
+            known = {f.name for f in fields(kind)}
+            if set(given) - known:
+                raise ValueError(f"unknown {name} settings {sorted(set(given) - known)}; known: {sorted(known)}")
+            built[name] = kind(**given)
+        config = cls(**built)
+        config.model_config()  # refuse bad model settings now, not mid-run
+        return config
+
+
+def apply_overrides(values: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    values = copy.deepcopy(values)
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"override {item!r} must look like section.field=value")
+        key, raw = item.split("=", 1)
+        section, name = key.split(".", 1)
+        values.setdefault(section, {})
+        values[section] = dict(values[section] or {})
+        values[section][name] = read_yaml(raw)
+    return values
+
+
+def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    values: Dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = read_yaml(path.read_text()) or {}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such config file") from None
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: invalid YAML ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a config is a mapping of sections")
+    return ExperimentConfig.from_dict(apply_overrides(values, overrides))

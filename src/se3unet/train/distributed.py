@@ -1,0 +1,63 @@
+"""Distributed data parallel set-up: the same training command alone or under torchrun.
+
+torchrun sets WORLD_SIZE, RANK and LOCAL_RANK; then each process joins the group (gloo on
+CPU, nccl on GPU), trains on its shard of every epoch and averages gradients through
+DistributedDataParallel. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def choose_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for, but no CUDA device is available")
+        # TF32 matmuls break equivariance (NVIDIA's SE(3)-Transformer measured errors of 0.15).
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def setup(device_name: str = "auto") -> Distributed:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = choose_device(device_name, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return Distributed(rank, world_size, device)
+
+
+def teardown(state: Distributed) -> None:
+    if state.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,99 @@
+"""Losses on per-point landmark logits [B, N, K].
+
+- ``bce``: BCE-with-logits on binary labels with a per-landmark pos_weight (the report's).
+- ``focal``: sigmoid focal loss (alpha, gamma; 0.98 and 3 in the report).
+- ``awing``: Adaptive Wing on heatmaps (the original's second version), prediction sigmoid(logits).
+- ``heatmap_ce``: for each landmark, cross-entropy between the softmax of its logits over the
+  points and the target heatmap normalised to a distribution. One landmark, one peak: the
+  points compete, so there is no class imbalance to weigh against and no threshold to tune;
+  the project's default.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("bce", "focal", "awing", "heatmap_ce")
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def positive_weights(labels: torch.Tensor) -> torch.Tensor:
+    """pos_weight_j = (number of points) / (positive labels of landmark j), over a training set's
+    labels [..., K]: the report's weighting. A landmark with no positive gets weight 1."""
+    flat = labels.reshape(-1, labels.shape[-1])
+    positives = flat.sum(0)
+    return torch.where(positives > 0, flat.shape[0] / positives.clamp_min(1), torch.ones_like(positives))
+
+
+def bce_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: Optional[torch.Tensor] = None,
+             reduction: str = "sum") -> torch.Tensor:
+    loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight, reduction="none")
+    return _reduce(loss, reduction)
+
+
+def focal_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.98, gamma: float = 3.0,
+               reduction: str = "sum") -> torch.Tensor:
+    """-alpha (1-p)^gamma log p on positives, -(1-alpha) p^gamma log(1-p) on negatives."""
+    p = torch.sigmoid(logits)
+    log_p, log_not_p = F.logsigmoid(logits), F.logsigmoid(-logits)
+    loss = -alpha * (1 - p) ** gamma * labels * log_p - (1 - alpha) * p**gamma * (1 - labels) * log_not_p
+    return _reduce(loss, reduction)
+
+
+def adaptive_wing_loss(logits: torch.Tensor, heatmaps: torch.Tensor, omega: float = 14.0, theta: float = 0.5,
+                       epsilon: float = 1.0, alpha: float = 2.1, weight: float = 11.0,
+                       weight_threshold: float = 0.2, reduction: str = "sum") -> torch.Tensor:
+    """Adaptive Wing (Wang et al. 2019) between sigmoid(logits) and target heatmaps; points
+    where the target is >= weight_threshold count ``weight`` times."""
+    y = heatmaps
+    diff = (torch.sigmoid(logits) - y).abs()
+    power = alpha - y
+    ratio = theta / epsilon
+    a = omega * (1 / (1 + ratio**power)) * power * ratio ** (power - 1) / epsilon
+    c = theta * a - omega * torch.log1p(ratio**power)
+    loss = torch.where(diff < theta, omega * torch.log1p((diff / epsilon) ** power), a * diff - c)
+    loss = loss * torch.where(y >= weight_threshold, weight, 1.0)
+    return _reduce(loss, reduction)
+
+
+def heatmap_cross_entropy(logits: torch.Tensor, heatmaps: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Per scan and landmark: -sum_n q_n log softmax_n(logits), q = heatmap / sum(heatmap).
+    Landmarks whose heatmap is empty (missing) are skipped."""
+    mass = heatmaps.sum(dim=1, keepdim=True)  # [B, 1, K]
+    target = heatmaps / mass.clamp_min(1e-12)
+    loss = -(target * torch.log_softmax(logits, dim=1)).sum(dim=1)  # [B, K]
+    present = mass.squeeze(1) > 1e-12
+    loss = loss[present]
+    return _reduce(loss, reduction) if loss.numel() else logits.sum() * 0
+
+
+def compute_loss(name: str, logits: torch.Tensor, batch: dict, pos_weight: Optional[torch.Tensor] = None,
+                 reduction: str = "mean", focal_alpha: float = 0.98, focal_gamma: float = 3.0) -> torch.Tensor:
+    if name == "bce":
+        return bce_loss(logits, batch["labels"], pos_weight, reduction)
+    if name == "focal":
+        return focal_loss(logits, batch["labels"], focal_alpha, focal_gamma, reduction)
+    if name == "awing":
+        return adaptive_wing_loss(logits, batch["heatmaps"], reduction=reduction)
+    if name == "heatmap_ce":
+        return heatmap_cross_entropy(logits, batch["heatmaps"], reduction)
+    raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+
+
+def predicted_heatmaps(name: str, logits: torch.Tensor) -> torch.Tensor:
+    """Per-point heatmap values in [0, 1] as the loss reads the logits: sigmoid for the
+    per-point losses, softmax over points scaled to peak 1 for heatmap_ce."""
+    if name == "heatmap_ce":
+        p = torch.softmax(logits, dim=1)
+        return p / p.amax(dim=1, keepdim=True).clamp_min(1e-12)
+    return torch.sigmoid(logits)

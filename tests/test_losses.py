@@ -1,0 +1,73 @@
+"""Losses against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+
+from se3unet.train.losses import (adaptive_wing_loss, bce_loss, focal_loss, heatmap_cross_entropy, positive_weights,
+                                  predicted_heatmaps)
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_bce_with_pos_weight_by_hand():
+    logits = torch.tensor([[[2.0, -1.0], [0.5, 0.0]]])  # [B=1, N=2, K=2]
+    labels = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    w = torch.tensor([3.0, 5.0])
+    expected = (-3 * math.log(sigmoid(2.0)) - math.log(1 - sigmoid(-1.0)) - math.log(1 - sigmoid(0.5))
+                - 5 * math.log(sigmoid(0.0)))
+    assert float(bce_loss(logits, labels, w, "sum")) == pytest.approx(expected, rel=1e-6)
+    assert float(bce_loss(logits, labels, w, "mean")) == pytest.approx(expected / 4, rel=1e-6)
+
+
+def test_pos_weight_is_points_over_positives():
+    labels = torch.zeros(2, 10, 3)
+    labels[0, :2, 0] = 1  # 2 positives of 20 points
+    labels[1, :5, 1] = 1  # 5 positives
+    assert torch.allclose(positive_weights(labels), torch.tensor([10.0, 4.0, 1.0]))
+
+
+def test_focal_loss_by_hand():
+    logits, labels = torch.tensor([[[1.0], [-2.0]]]), torch.tensor([[[1.0], [0.0]]])
+    a, g = 0.98, 3.0
+    p1, p2 = sigmoid(1.0), sigmoid(-2.0)
+    expected = -a * (1 - p1) ** g * math.log(p1) - (1 - a) * p2**g * math.log(1 - p2)
+    assert float(focal_loss(logits, labels, a, g, "sum")) == pytest.approx(expected, rel=1e-6)
+
+
+def test_adaptive_wing_by_hand_on_both_branches():
+    omega, theta, eps, alpha = 14.0, 0.5, 1.0, 2.1
+    y = 0.3
+    logits = torch.tensor([[[math.log(0.4 / 0.6)], [math.log(0.95 / 0.05)]]])  # predictions 0.4 and 0.95
+    heat = torch.tensor([[[y], [0.0]]])
+    small = omega * math.log(1 + (0.1 / eps) ** (alpha - y))  # |0.4 - 0.3| < theta
+    power = alpha - 0.0
+    a = omega * (1 / (1 + (theta / eps) ** power)) * power * (theta / eps) ** (power - 1) / eps
+    c = theta * a - omega * math.log(1 + (theta / eps) ** power)
+    large = a * 0.95 - c  # |0.95 - 0| >= theta
+    expected = 11 * small + large  # target 0.3 >= 0.2 counts 11 times
+    assert float(adaptive_wing_loss(logits, heat, reduction="sum")) == pytest.approx(expected, rel=1e-5)
+
+
+def test_heatmap_cross_entropy_by_hand_and_minimised_at_the_target():
+    logits = torch.tensor([[[0.0], [1.0], [2.0]]])
+    heat = torch.tensor([[[0.0], [1.0], [1.0]]])
+    log_z = math.log(1 + math.e + math.e**2)
+    expected = -0.5 * (1 - log_z) - 0.5 * (2 - log_z)
+    assert float(heatmap_cross_entropy(logits, heat)) == pytest.approx(expected, rel=1e-6)
+    target = torch.tensor([[[0.1], [0.6], [0.3]]])
+    at_target = heatmap_cross_entropy(target.log(), target)
+    assert float(at_target) < float(heatmap_cross_entropy(torch.zeros_like(target), target))
+
+
+def test_missing_landmarks_are_skipped_and_predictions_peak_at_one():
+    logits = torch.randn(2, 5, 3)
+    heat = torch.rand(2, 5, 3)
+    heat[1, :, 2] = 0  # missing landmark
+    assert torch.isfinite(heatmap_cross_entropy(logits, heat))
+    p = predicted_heatmaps("heatmap_ce", logits)
+    assert torch.allclose(p.amax(dim=1), torch.ones(2, 3))
+    assert torch.allclose(predicted_heatmaps("bce", logits), torch.sigmoid(logits))

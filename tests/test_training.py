@@ -1,0 +1,194 @@
+"""Training, resuming, distributed training, evaluation, prediction and their commands, on tiny data."""
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from se3unet.cli import main
+from se3unet.data.prepare import PrepareConfig, prepare
+from se3unet.train.checkpoint import load_checkpoint
+from se3unet.train.config import ExperimentConfig, load_config
+from se3unet.train.trainer import parameter_digest, train
+
+TINY_MODEL = {"preset": "default", "channels": [4, 4], "neighbours": 6, "heads": 2, "pool_keep": 0.5,
+              "pool_neighbours": 4, "head_hidden": 16, "radial_hidden": 8}
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(sfm_dir, tmp_path_factory):
+    config = PrepareConfig(source="sfm", path=str(sfm_dir), subjects=10, samples=512, points=64, val=2, test=2)
+    return prepare(config, tmp_path_factory.mktemp("cache"), progress=False).path
+
+
+def tiny_config(cache, output, **optim):
+    return ExperimentConfig.from_dict({
+        "model": TINY_MODEL, "data": {"cache": str(cache), "translation": 0.2},
+        "optim": {"batch_size": 2, "epochs": 3, "lr": 1e-2, **optim}, "run": {"output": str(output), "seed": 3},
+    })
+
+
+def test_training_writes_checkpoints_logs_and_curves(tiny_cache, tmp_path):
+    summary = train(tiny_config(tiny_cache, tmp_path / "run", epochs=2), progress=False)
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "epochs.csv", "steps.csv", "training.png", "summary.json", "config.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").iterdir())
+    epochs = (run / "epochs.csv").read_text().splitlines()
+    assert len(epochs) == 3 and epochs[0].startswith("epoch,step,train_loss,lr,val_loss,val_error_mm")
+    assert summary["epochs"] == 2 and summary["steps"] == 2 * 3  # 6 training scans / batch 2
+    saved = load_checkpoint(run / "last.pt")
+    assert saved["epoch"] == 1 and saved["landmark_names"][0] == "ibug9"
+    assert parameter_digest(_model_from(saved)) == summary["weights_digest"]
+
+
+def _model_from(saved):
+    from se3unet.model import SE3Unet, UNetConfig
+
+    model = SE3Unet(UNetConfig.from_dict(saved["model_config"]))
+    model.load_state_dict(saved["model"])
+    return model
+
+
+def test_training_reduces_the_loss(tiny_cache, tmp_path):
+    train(tiny_config(tiny_cache, tmp_path, epochs=6, lr=2e-2), progress=False)
+    rows = [line.split(",") for line in (tmp_path / "epochs.csv").read_text().splitlines()[1:]]
+    losses = [float(r[2]) for r in rows]
+    assert losses[-1] < losses[0]
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_cache, tmp_path, monkeypatch):
+    whole = train(tiny_config(tiny_cache, tmp_path / "whole"), progress=False)
+
+    import se3unet.train.trainer as trainer
+
+    calls = {"n": 0}
+    real_collate = trainer.collate
+
+    def dying_collate(items):
+        calls["n"] += 1
+        if calls["n"] == 6:  # inside epoch 2 (3 batches and 1 validation batch per epoch)
+            raise KeyboardInterrupt
+        return real_collate(items)
+
+    monkeypatch.setattr(trainer, "collate", dying_collate)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tiny_cache, tmp_path / "killed"), progress=False)
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 0
+    monkeypatch.setattr(trainer, "collate", real_collate)
+    resumed = train(tiny_config(tiny_cache, tmp_path / "killed"), resume=True, progress=False)
+    assert resumed["weights_digest"] == whole["weights_digest"]
+    assert resumed["steps"] == whole["steps"]
+    epochs = (tmp_path / "killed" / "epochs.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in epochs[1:]] == ["0", "1", "2"]  # no duplicated epoch rows
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cache, output, results):
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+                       "RANK": str(rank), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    summary = train(tiny_config(cache, output, epochs=2), progress=False)
+    (results / f"rank{rank}.json").write_text(json.dumps(summary))
+
+
+def test_two_cpu_processes_end_with_identical_weights(tiny_cache, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_cache), str(tmp_path / "run"), results),
+                                nprocs=2, join=True)
+    ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world_size"] == 2 and ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
+    assert ranks[0]["steps"] == 2 * 1  # 6 scans -> 3 per rank -> 1 batch of 2 per epoch
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")  # written by rank 0 only
+    assert parameter_digest(_model_from(saved)) == ranks[0]["weights_digest"]
+
+
+def test_config_files_load_and_overrides_apply():
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(configs.glob("*.yaml")):
+        load_config(path)  # every shipped config is valid
+    c = load_config(configs / "report-v1-bce.yaml", ["optim.lr=1e-3", "model.num_outputs=50", "data.realign=true"])
+    assert c.optim.lr == 1e-3 and isinstance(c.optim.lr, float) and c.model_config().num_outputs == 50 and c.data.realign
+    assert c.loss.name == "bce" and c.model_config().degrees == (0, 1, 2)
+    with pytest.raises(ValueError, match="unknown optim settings"):
+        load_config(None, ["optim.learning_rate=1"])
+    with pytest.raises(ValueError, match="section.field=value"):
+        load_config(None, ["lr=1"])
+
+
+def test_train_refuses_a_missing_cache_and_wrong_output_count(tiny_cache, tmp_path, capsys):
+    assert main(["train", "--set", f"data.cache={tmp_path}", "--quiet"]) == 2
+    assert "not a prepared cache" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="50 landmarks but the model 68"):
+        config = tiny_config(tiny_cache, tmp_path)
+        config.model["num_outputs"] = 68
+        train(config, progress=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_cache, tmp_path_factory):
+    output = tmp_path_factory.mktemp("run")
+    train(tiny_config(tiny_cache, output, epochs=2), progress=False)
+    return output / "best.pt"
+
+
+def test_evaluate_command_writes_the_test_matrix_report(checkpoint, tiny_cache, tmp_path, capsys):
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--cache", str(tiny_cache), "--output",
+                 str(tmp_path / "report"), "--baseline", "raw / both", "--quiet"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(summary["conditions"]) == ["none", "icp / rotation", "raw / rotation", "icp / translation",
+                                           "raw / translation", "icp / both", "raw / both"]
+    assert "baseline_error_mm" in summary["conditions"]["raw / both"]
+    report = tmp_path / "report"
+    metrics = json.loads((report / "metrics.json").read_text())
+    cond = metrics["conditions"]["raw / rotation"]
+    assert len(cond["f1"]) == 11 and len(cond["iou_per_landmark"]) == 18 and len(cond["iou_per_landmark"][0]) == 50
+    assert set(cond["error"]["success_rate"]) == {"2mm", "2.5mm", "5mm", "10mm"}
+    for name in ("summary.md", "precision_recall.png", "ced.png", "iou.png", "per_landmark.png", "example_0.png"):
+        assert (report / name).is_file(), name
+    assert "| raw / both |" in (report / "summary.md").read_text()
+    # an invariant model scores the same in every pose: raw rotation equals no perturbation
+    assert cond["error"]["mean_mm"] == pytest.approx(metrics["conditions"]["none"]["error"]["mean_mm"], rel=1e-3)
+
+
+def test_predict_finds_landmarks_that_turn_with_the_scan(checkpoint, sfm_model, tmp_path, capsys):
+    from se3unet.data.preprocess import random_rotation
+    from test_data_sources import write_obj
+
+    vertices = sfm_model.shape.mean
+    r = random_rotation(np.random.default_rng(0))
+    write_obj(tmp_path / "face.obj", vertices, sfm_model.triangles)
+    write_obj(tmp_path / "turned.obj", vertices @ r.T + 30.0, sfm_model.triangles)
+    (tmp_path / "broken.ply").write_text("ply\nthis is not a ply file\n")
+    code = main(["predict", str(tmp_path / "face.obj"), str(tmp_path / "turned.obj"), str(tmp_path / "broken.ply"),
+                 "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 1 and "broken.ply: error:" in out
+    read = lambda name: np.loadtxt(tmp_path / "out" / f"{name}.landmarks.csv", delimiter=",", skiprows=1,
+                                   usecols=(1, 2, 3))
+    face, turned = read("face"), read("turned")
+    assert face.shape == (50, 3)
+    assert np.abs(face @ r.T + 30.0 - turned).max() < 0.05  # mm: the same landmarks, turned
+    assert (tmp_path / "out" / "face.png").is_file()
+
+
+def test_demo_command_runs_end_to_end_on_tiny_settings(sfm_dir, tmp_path, capsys):
+    overrides = [f"model.{k}={json.dumps(v)}" for k, v in TINY_MODEL.items() if k != "preset"]
+    code = main(["demo", "--sfm-dir", str(sfm_dir), "--output", str(tmp_path), "--subjects", "12", "--points", "64",
+                 "--epochs", "1", "--minutes", "1", "--quiet", "--set", *overrides, "optim.batch_size=2"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["error_mm"] > 0 and summary["baseline_error_mm"] > 0
+    assert (tmp_path / "report" / "summary.md").is_file()
