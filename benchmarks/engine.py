@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
+
+from timing import median_step_seconds  # benchmarks/timing.py, beside this script
 
 POINTS, NEIGHBOURS, CHANNELS = 2048, 40, 5
 TARGETS = {"01": {"speedup": 30, "memory_ratio": 0.1}, "012": {"speedup": 50}}
@@ -37,17 +37,6 @@ def _inputs(degrees):
     positions = torch.randn(1, POINTS, 3)
     features = {d: torch.randn(1, POINTS, CHANNELS, 2 * d + 1) for d in degrees}
     return positions, features
-
-
-def _time_steps(step, repeats, warm_up=True):
-    if warm_up:  # caches, allocator
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def worker_ours(degrees, repeats):
@@ -68,7 +57,7 @@ def worker_ours(degrees, repeats):
         out = layer(features, graph)
         sum(o.square().sum() for o in out.values()).backward()
 
-    seconds = _time_steps(step, repeats)
+    seconds = median_step_seconds(step, repeats)
     params = sum(p.numel() for p in layer.parameters())
     return {"seconds": seconds, "peak_mb": peak_rss_mb() - base, "params": params}
 
@@ -91,7 +80,7 @@ def worker_reference(degrees, repeats, dim_head=None):
     def step():
         model(feats, positions).square().sum().backward()
 
-    seconds = _time_steps(step, repeats, warm_up=False)  # a step takes seconds to a minute
+    seconds = median_step_seconds(step, repeats, warm_up=False)  # a step takes seconds to a minute
     params = sum(p.numel() for p in model.parameters())
     return {"seconds": seconds, "peak_mb": peak_rss_mb() - base, "params": params}
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
+
+from timing import median_step_seconds  # benchmarks/timing.py, beside this script
 
 
 def worker(name: str, batch: int, points: int, repeats: int) -> dict:
@@ -44,13 +45,7 @@ def worker(name: str, batch: int, points: int, repeats: int) -> dict:
         loss.backward()
         optimizer.step()
 
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return {"step_seconds": statistics.median(times), "peak_mb": peak_rss_mb() - base,
+    return {"step_seconds": median_step_seconds(step, repeats), "peak_mb": peak_rss_mb() - base,
             "params": sum(p.numel() for p in model.parameters()), "hierarchy_seconds": hierarchy_seconds}
 
 

@@ -41,6 +41,13 @@ def _check_points(path: Path, values: np.ndarray, what: str, allow_nan: bool = F
     return values.astype(np.float64)
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as error:  # numpy raises several kinds for a damaged file
+        raise DataError(path, f"not a readable .npy array ({error})") from None
+
+
 def read_surface(path: Union[str, Path]) -> Surface:
     """.obj/.ply/.stl/.off via trimesh (vertex order kept: process=False); .npy [M, 3] or
     [M, 6] (points, normals); .xyz text."""
@@ -49,10 +56,7 @@ def read_surface(path: Union[str, Path]) -> Surface:
         raise DataError(path, "no such file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except Exception as error:  # numpy raises several kinds for a damaged file
-            raise DataError(path, f"not a readable .npy array ({error})") from None
+        array = _load_npy(path)
         if array.ndim == 2 and array.shape[1] == 6:
             return Surface(_check_points(path, array[:, :3], "points"), normals=array[:, 3:].astype(np.float64))
         return Surface(_check_points(path, np.asarray(array), "points"))
@@ -95,10 +99,7 @@ def read_landmarks(path: Union[str, Path]) -> np.ndarray:
         raise DataError(path, "no such landmark file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            values = np.load(path, allow_pickle=False)
-        except Exception as error:
-            raise DataError(path, f"not a readable .npy array ({error})") from None
+        values = _load_npy(path)
     elif suffix in (".txt", ".csv"):
         values = _load_text(path)
     elif suffix == ".json":

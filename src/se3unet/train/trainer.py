@@ -203,11 +203,11 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
             if (i + 1) % o.accumulate == 0 or i + 1 == len(groups):
                 if o.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step(epoch + (i + 1) / len(groups))
                 step += 1
-                lr = optimizer.param_groups[0]["lr"]
                 if state.is_main:
                     step_log.write({"epoch": epoch, "step": step, "loss": losses[-1], "lr": lr})
                     if writer:
