@@ -15,6 +15,12 @@ import numpy as np  # noqa: E402
 PathLike = Union[str, Path]
 
 
+def _save(fig, out: PathLike, dpi: int = 110) -> None:
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)  # figures are not freed otherwise: evaluate writes many
+
+
 def _read_csv(path: PathLike) -> Dict[str, np.ndarray]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -46,9 +52,7 @@ def training_curves(steps_csv: PathLike, epochs_csv: PathLike, out: PathLike) ->
         twin.legend(loc="upper right")
     axes[1, 0].set(title="optimizer steps", xlabel="epoch", ylabel="steps so far")
     axes[1, 1].set(title="validation", xlabel="epoch", ylabel="loss")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
@@ -60,9 +64,7 @@ def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
     a.set(title="precision-recall over thresholds", xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02))
     b.set(title="F1 against threshold", xlabel="threshold", ylabel="F1", ylim=(0, 1.02))
     b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def ced_curves(curves: Dict[str, Dict], out: PathLike) -> None:
@@ -75,9 +77,7 @@ def ced_curves(curves: Dict[str, Dict], out: PathLike) -> None:
     ax.set(title="cumulative error distribution", xlabel="landmark error (mm)", ylabel="fraction of landmarks",
            ylim=(0, 1.01), xlim=(0, 20))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def per_landmark_errors(errors: Dict[str, Sequence[float]], names: Sequence[str], out: PathLike) -> None:
@@ -89,9 +89,7 @@ def per_landmark_errors(errors: Dict[str, Sequence[float]], names: Sequence[str]
     ax.set_xticks(x + width * (len(errors) - 1) / 2, names, rotation=90, fontsize=7)
     ax.set(title="mean error per landmark", ylabel="mm")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def iou_curves(results: Dict[str, Dict], out: PathLike) -> None:
@@ -100,9 +98,7 @@ def iou_curves(results: Dict[str, Dict], out: PathLike) -> None:
         ax.plot(r["iou_thresholds"], r["mean_iou"], "o-", ms=3, label=name)
     ax.set(title="mean IoU over landmarks", xlabel="threshold t", ylabel="IoU", ylim=(0, 1))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def scan_picture(points: np.ndarray, predicted: np.ndarray, out: PathLike, truth: Optional[np.ndarray] = None,
@@ -129,6 +125,4 @@ def scan_picture(points: np.ndarray, predicted: np.ndarray, out: PathLike, truth
         ax.set_title(f"{title} ({label})" if title else label)
         ax.axis("off")
         ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out, dpi=120)
