@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -92,24 +93,45 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, cache, output, results):
+def _ddp_worker(rank, world, port, cache, output, results, time_limits=None):
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
                        "RANK": str(rank), "LOCAL_RANK": str(rank)})
     torch.set_num_threads(1)
-    summary = train(tiny_config(cache, output, epochs=2), progress=False)
+    config = tiny_config(cache, output, epochs=2 if time_limits is None else 3)
+    if time_limits is not None:
+        config.run.time_limit = time_limits[rank]
+    summary = train(config, progress=False)
     (results / f"rank{rank}.json").write_text(json.dumps(summary))
 
 
-def test_two_cpu_processes_end_with_identical_weights(tiny_cache, tmp_path):
+def _run_two_ranks(tmp_path, *args, timeout=240):
     results = tmp_path / "results"
     results.mkdir()
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_cache), str(tmp_path / "run"), results),
-                                nprocs=2, join=True)
-    ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in (0, 1)]
+    context = torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), *args[:2], results, *args[2:]),
+                                          nprocs=2, join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the two ranks did not finish in {timeout} s: deadlocked")
+    return [json.loads((results / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_two_cpu_processes_end_with_identical_weights(tiny_cache, tmp_path):
+    ranks = _run_two_ranks(tmp_path, str(tiny_cache), str(tmp_path / "run"))
     assert ranks[0]["world_size"] == 2 and ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
     assert ranks[0]["steps"] == 2 * 1  # 6 scans -> 3 per rank -> 1 batch of 2 per epoch
     saved = load_checkpoint(tmp_path / "run" / "last.pt")  # written by rank 0 only
     assert parameter_digest(_model_from(saved)) == ranks[0]["weights_digest"]
+
+
+def test_a_time_limit_reached_on_one_rank_stops_every_rank_together(tiny_cache, tmp_path):
+    # Rank 0's limit is over after its first step, rank 1's never: both must stop there.
+    ranks = _run_two_ranks(tmp_path, str(tiny_cache), str(tmp_path / "run"), (1e-9, 1e9))
+    assert [r["steps"] for r in ranks] == [1, 1]
+    assert all(r["stopped_by_time_limit"] for r in ranks)
+    assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
 
 
 def test_config_files_load_and_overrides_apply():

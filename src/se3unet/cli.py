@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--subjects", type=int, default=300)
     demo.add_argument("--points", type=int, default=512, help="points per scan after FPS")
     demo.add_argument("--epochs", type=int, default=8)
-    demo.add_argument("--minutes", type=float, default=7.0, help="training time limit")
+    demo.add_argument("--minutes", type=float, default=6.5, help="training time limit")
     demo.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
                       help="override experiment fields, as for train")
     demo.add_argument("--quiet", action="store_true")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import LandmarkDataset, collate
+from ..data.prepare import MANIFEST
 from ..data.reference import ReferenceFace
 from ..model import SE3Unet, UNetConfig
 from ..train.checkpoint import load_checkpoint
@@ -131,7 +132,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     cache, output = Path(cache), Path(output)
     output.mkdir(parents=True, exist_ok=True)
     model, saved = load_model(checkpoint)
-    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest = json.loads((cache / MANIFEST).read_text())
     names = manifest.get("landmark_names") or [str(i + 1) for i in range(model.config.num_outputs)]
     results = {}
     for condition in test_matrix(preprocessing, perturbations):

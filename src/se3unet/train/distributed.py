@@ -32,6 +32,15 @@ class Distributed:
         if self.enabled:
             dist.barrier()
 
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when any rank passes True: ranks must leave a loop together, or
+        the ones still in it wait forever on the others' gradients."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
 
 def choose_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":

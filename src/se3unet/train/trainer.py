@@ -214,7 +214,7 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
                         writer.add_scalar("train/loss", losses[-1], step)
                         writer.add_scalar("train/lr", lr, step)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if run.time_limit and time.perf_counter() - started > run.time_limit:
+            if run.time_limit and state.any_rank(time.perf_counter() - started > run.time_limit):
                 stopped_early = True
                 break
         bar.close()
