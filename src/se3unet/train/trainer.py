@@ -87,6 +87,13 @@ def validate(model: SE3Unet, dataset: LandmarkDataset, loss_name: str, batch_siz
             "val_f1": sum(f1) / count}
 
 
+def split_dataset(config: ExperimentConfig, split: str, model: SE3Unet, seed: int,
+                  fixed_pose: bool = False) -> LandmarkDataset:
+    d = config.data
+    return LandmarkDataset(d.cache, split, d.sigma, d.threshold, d.rotate, d.translation, d.realign,
+                           hierarchy=model.hierarchy, seed=seed, fixed_pose=fixed_pose)
+
+
 def training_pos_weight(dataset: LandmarkDataset, sigma: float, threshold: float) -> torch.Tensor:
     """The report's pos_weight from the training labels (heatmaps do not depend on the pose)."""
     from ..data.preprocess import gaussian_heatmaps
@@ -148,10 +155,8 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
     torch.manual_seed(run.seed)
     model_config = config.model_config()
     model = SE3Unet(model_config).to(state.device)
-    train_set = LandmarkDataset(d.cache, "train", d.sigma, d.threshold, d.rotate, d.translation, d.realign,
-                                hierarchy=model.hierarchy, seed=run.seed)
-    val_set = LandmarkDataset(d.cache, "val", d.sigma, d.threshold, d.rotate, d.translation, d.realign,
-                              hierarchy=model.hierarchy, seed=run.seed + 1, fixed_pose=True)
+    train_set = split_dataset(config, "train", model, run.seed)
+    val_set = split_dataset(config, "val", model, run.seed + 1, fixed_pose=True)
     if train_set.num_landmarks != model_config.num_outputs:
         raise ValueError(f"the cache has {train_set.num_landmarks} landmarks but the model {model_config.num_outputs} "
                          f"outputs: set model.num_outputs={train_set.num_landmarks}")
