@@ -132,6 +132,27 @@ def test_gradients_reach_every_parameter(name):
         assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}: no gradient for {pname}"
 
 
+def test_gradients_are_the_same_every_time():
+    # Enough edges for the CPU backward to run on several threads: scattered adds in a
+    # thread-dependent order once made gradients differ in their last bits from run to run.
+    torch.manual_seed(0)
+    layer = GSE3Res(Fiber({0: 8, 1: 8}), Fiber({0: 8, 1: 8}), heads=2)
+    positions = torch.randn(2, 2048, 3)
+    features = {d: f.requires_grad_(True) for d, f in _features(layer.fiber_in, 2, 2048, torch.float32).items()}
+    graph = EquivariantGraph(positions, knn_graph(positions, 12), 1)
+    weights = {d: torch.randn_like(o) for d, o in layer(features, graph).items()}
+
+    def gradients():
+        for t in [*layer.parameters(), *features.values()]:
+            t.grad = None
+        sum((o * weights[d]).sum() for d, o in layer(features, graph).items()).backward()
+        return [t.grad.clone() for t in [*layer.parameters(), *features.values()]]
+
+    first = gradients()
+    for _ in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(first, gradients()))
+
+
 def test_gnormbias_gets_gradients_through_its_bias():
     layer = GNormBias(FIBER)
     features = _features(FIBER, 1, 5, torch.float32)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from se3unet.equivariant.rotation import random_rotation
-from se3unet.geometry.knn import knn_graph, knn_query
+from se3unet.geometry.knn import gather_points, knn_graph, knn_query
 
 
 def test_knn_matches_brute_force_and_excludes_self():
@@ -31,3 +31,13 @@ def test_knn_query_finds_exact_matches_first():
     points = torch.randn(1, 30, 3)
     idx = knn_query(points[:, :7], points, 2)
     assert torch.equal(idx[0, :, 0], torch.arange(7))
+
+
+def test_gather_points_matches_indexing_and_its_gradient_is_the_same_every_time():
+    values = torch.randn(2, 2048, 16, 3, requires_grad=True)
+    index = torch.randint(0, 2048, (2, 2048, 12))
+    gathered = gather_points(values, index)
+    assert torch.equal(gathered, values[torch.arange(2).view(2, 1, 1), index])
+    weights = torch.randn_like(gathered)
+    grads = [torch.autograd.grad((gather_points(values, index) * weights).sum(), values)[0] for _ in range(4)]
+    assert all(torch.equal(grads[0], g) for g in grads[1:])

@@ -91,7 +91,7 @@ class ConvSE3(nn.Module):
 
         terms = {lo: [] for lo in self.fiber_out.degrees}
         for li, c_in in self.fiber_in:
-            f = flat_features[li][flat_index]  # [E, C_in, 2 l_in + 1]
+            f = flat_features[li].index_select(0, flat_index)  # [E, C_in, 2 l_in + 1]; see gather_points
             for lo in self.fiber_out.degrees:
                 basis = graph.basis[(li, lo)][block].reshape(edges, 2 * li + 1, -1)
                 t = f * basis if li == 0 else torch.bmm(f, basis)  # [E, C_in, num_J (2 l_out + 1)]

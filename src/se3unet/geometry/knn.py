@@ -58,7 +58,11 @@ def knn_query(queries: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tens
 
 
 def gather_points(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values [B, N, *F] gathered by index [B, *I] (indices into N) -> [B, *I, *F]."""
-    b = values.shape[0]
-    batch = torch.arange(b, device=values.device).view(b, *([1] * (index.dim() - 1)))
-    return values[batch, index]
+    """values [B, N, *F] gathered by index [B, *I] (indices into N) -> [B, *I, *F].
+
+    index_select, not values[batch, index]: the latter's backward (index_put_ with
+    accumulation) adds in a thread-dependent order on CPU, so gradients differ run to run."""
+    b, n = values.shape[:2]
+    offsets = torch.arange(b, device=values.device).view(b, *([1] * (index.dim() - 1))) * n
+    flat = values.reshape(b * n, *values.shape[2:]).index_select(0, (index + offsets).reshape(-1))
+    return flat.view(*index.shape, *values.shape[2:])
