@@ -82,7 +82,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(args.checkpoint, args.cache, args.output, split=args.split, preprocessing=args.preprocessing,
                       perturbations=args.perturbations, translation=args.translation, batch_size=args.batch_size,
-                      baseline=args.baseline, seed=args.seed, limit=args.limit, progress=not args.quiet)
+                      baseline=args.baseline, seed=args.seed, limit=args.limit, progress=not args.quiet,
+                      device=args.device)
     print(result["table"])
     summary = {name: {"f1@0.5": r["f1"][5], "error_mm": r["error"]["mean_mm"],
                       **({"baseline_error_mm": r["baseline_error"]["mean_mm"]} if "baseline_error" in r else {})}
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=4)
     ev.add_argument("--limit", type=int, help="evaluate the first n scans only")
     ev.add_argument("--seed", type=int, default=1234, help="seed of the test poses")
+    ev.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(run=_evaluate)
 
@@ -186,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", default="predictions")
     pr.add_argument("--format", choices=["csv", "json"], default="csv")
     pr.add_argument("--no-picture", action="store_true")
-    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     pr.set_defaults(run=_predict)
 
     demo = commands.add_parser("demo", help="prepare Surrey Face Model faces, train, evaluate in random poses")

@@ -102,3 +102,10 @@ def collate(items: List[Dict[str, object]]) -> Dict[str, object]:
         else:
             batch[key] = torch.tensor(values)
     return batch
+
+
+def to_device(batch: Dict[str, object], device: torch.device) -> Dict[str, object]:
+    moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    if "hierarchy" in batch:
+        moved["hierarchy"] = [level.to(device=device) for level in batch["hierarchy"]]
+    return moved

@@ -13,6 +13,7 @@ import torch
 from ..data.errors import DataError
 from ..data.io import read_surface
 from ..data.preprocess import estimate_normals, farthest_points, normalise, sample_surface
+from ..train.distributed import choose_device
 from ..train.losses import predicted_heatmaps
 from .landmarks import landmarks_from_heatmaps
 from .plots import scan_picture
@@ -53,9 +54,10 @@ def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt
 
 @torch.no_grad()
 def predict(scans: Sequence[str], checkpoint: str, output: str, fmt: str = "csv", picture: bool = True,
-            device: str = "cpu") -> List[Dict[str, object]]:
+            device: str = "auto") -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     set (and nothing written) for files that cannot be used."""
+    device = choose_device(device)
     model, saved = load_model(checkpoint, device)
     data = saved.get("data_config", {})
     samples, points = int(data.get("samples", 8192)), int(data.get("points", 2048))

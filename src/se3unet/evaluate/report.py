@@ -18,11 +18,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..data.dataset import LandmarkDataset, collate
+from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
 from ..data.reference import ReferenceFace
 from ..model import SE3Unet, UNetConfig
 from ..train.checkpoint import load_checkpoint
+from ..train.distributed import choose_device
 from ..train.losses import predicted_heatmaps
 from .baseline import baseline_landmarks
 from .landmarks import landmark_errors_mm, landmarks_from_heatmaps
@@ -63,7 +64,7 @@ def load_model(checkpoint_path, device: str = "cpu") -> Tuple[SE3Unet, Dict]:
 @torch.no_grad()
 def evaluate_condition(model: SE3Unet, saved: Dict, cache: Path, split: str, condition: Condition,
                        translation: float, batch_size: int, baseline: bool, seed: int, limit: Optional[int],
-                       progress) -> Dict[str, object]:
+                       progress, device: torch.device = torch.device("cpu")) -> Dict[str, object]:
     experiment = saved["experiment"]
     loss_name = experiment["loss"]["name"]
     data = experiment["data"]
@@ -75,8 +76,10 @@ def evaluate_condition(model: SE3Unet, saved: Dict, cache: Path, split: str, con
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
     for start in progress(range(0, count, batch_size), desc=condition.name):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
-        logits = model(batch["points"], batch["hierarchy"], normals=batch["normals"] if model.config.normals else None)
-        heat = predicted_heatmaps(loss_name, logits)
+        on_device = to_device(batch, device)
+        logits = model(on_device["points"], on_device["hierarchy"],
+                       normals=on_device["normals"] if model.config.normals else None)
+        heat = predicted_heatmaps(loss_name, logits).cpu()  # metrics and plots on the CPU
         predicted = landmarks_from_heatmaps(batch["points"], heat)
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
         heat_all.append(heat)
@@ -121,7 +124,7 @@ def summary_table(results: Dict[str, Dict]) -> str:
 def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequence[str] = ("none", "icp", "raw"),
              perturbations: Sequence[str] = PERTURBATIONS, translation: float = 1.0, batch_size: int = 4,
              baseline: Sequence[str] = (), seed: int = 1234, limit: Optional[int] = None,
-             progress: bool = True) -> Dict[str, object]:
+             progress: bool = True, device: str = "cpu") -> Dict[str, object]:
     """Runs every condition; ``baseline`` names the conditions that also get the ICP
     mean-face baseline (it costs an ICP per scan)."""
     from tqdm import tqdm
@@ -131,13 +134,15 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
 
     cache, output = Path(cache), Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    model, saved = load_model(checkpoint)
+    device = choose_device(device)
+    model, saved = load_model(checkpoint, device)
     manifest = json.loads((cache / MANIFEST).read_text())
     names = manifest.get("landmark_names") or [str(i + 1) for i in range(model.config.num_outputs)]
     results = {}
     for condition in test_matrix(preprocessing, perturbations):
         results[condition.name] = evaluate_condition(model, saved, cache, split, condition, translation, batch_size,
-                                                     condition.name in baseline or "all" in baseline, seed, limit, bar)
+                                                     condition.name in baseline or "all" in baseline, seed, limit, bar,
+                                                     device)
     examples = {name: r.pop("_examples") for name, r in results.items()}
 
     plots.pr_curves(results, output / "precision_recall.png")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data.dataset import LandmarkDataset, collate
+from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
 from ..data.reference import ReferenceFace
 from ..evaluate.landmarks import landmark_errors_mm, landmarks_from_heatmaps
@@ -53,13 +53,6 @@ def epoch_order(count: int, seed: int, epoch: int, state: Distributed, batch_siz
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
     per_rank = (count // state.world_size) // batch_size * batch_size or count // state.world_size
     return order[state.rank * per_rank:(state.rank + 1) * per_rank]
-
-
-def to_device(batch: Dict, device: torch.device) -> Dict:
-    moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    if "hierarchy" in batch:
-        moved["hierarchy"] = [level.to(device=device) for level in batch["hierarchy"]]
-    return moved
 
 
 def forward(model, batch: Dict, use_normals: bool) -> torch.Tensor:
