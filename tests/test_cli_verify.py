@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from se3unet.cli import main
 
 
@@ -20,3 +22,12 @@ def test_verify_refuses_an_impossible_configuration(capsys):
     code = main(["verify", "--points", "4", "-k", "8"])
     assert code == 2
     assert "at least 9" in capsys.readouterr().err
+
+
+def test_version_is_the_package_version(capsys):
+    import se3unet
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"se3unet {se3unet.__version__}"

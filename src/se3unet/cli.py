@@ -114,7 +114,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="se3unet", description=__doc__)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="se3unet", description="Facial landmarks on 3D face scans in any pose, "
+                                     "with an SE(3)-equivariant point-cloud U-Net. README.md shows the workflow.")
+    parser.add_argument("--version", action="version", version=f"se3unet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     verify = commands.add_parser("verify", help="check every layer's SE(3) equivariance and time it")
