@@ -206,7 +206,8 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     entries = source.entries()
     numbered = list(enumerate(entries))
     splits = split_subjects([e.subject for e in entries], config.val, config.test, config.seed)
-    jobs = {name: [(e, n) for n, e in numbered if e.subject in set(subjects)] for name, subjects in splits.items()}
+    split_of = {subject: name for name, subjects in splits.items() for subject in subjects}
+    jobs = {name: [(e, n) for n, e in numbered if split_of.get(e.subject) == name] for name in splits}
     todo = []  # (shard path, jobs) still missing
     for name in SPLITS:
         for i in range(0, len(jobs[name]), SHARD_SIZE):
