@@ -104,11 +104,13 @@ def _ddp_worker(rank, world, port, cache, output, results, time_limits=None):
     (results / f"rank{rank}.json").write_text(json.dumps(summary))
 
 
-def _run_two_ranks(tmp_path, *args, timeout=240):
+def _run_two_ranks(cache, tmp_path, time_limits=None, timeout=240):
+    """Trains on two CPU processes into tmp_path/run; each rank's summary. A deadlock fails
+    the test after ``timeout`` seconds instead of hanging the suite."""
     results = tmp_path / "results"
     results.mkdir()
-    context = torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), *args[:2], results, *args[2:]),
-                                          nprocs=2, join=False)
+    args = (2, _free_port(), str(cache), str(tmp_path / "run"), results, time_limits)
+    context = torch.multiprocessing.spawn(_ddp_worker, args=args, nprocs=2, join=False)
     deadline = time.monotonic() + timeout
     while not context.join(timeout=5):
         if time.monotonic() > deadline:
@@ -119,7 +121,7 @@ def _run_two_ranks(tmp_path, *args, timeout=240):
 
 
 def test_two_cpu_processes_end_with_identical_weights(tiny_cache, tmp_path):
-    ranks = _run_two_ranks(tmp_path, str(tiny_cache), str(tmp_path / "run"))
+    ranks = _run_two_ranks(tiny_cache, tmp_path)
     assert ranks[0]["world_size"] == 2 and ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
     assert ranks[0]["steps"] == 2 * 1  # 6 scans -> 3 per rank -> 1 batch of 2 per epoch
     saved = load_checkpoint(tmp_path / "run" / "last.pt")  # written by rank 0 only
@@ -128,7 +130,7 @@ def test_two_cpu_processes_end_with_identical_weights(tiny_cache, tmp_path):
 
 def test_a_time_limit_reached_on_one_rank_stops_every_rank_together(tiny_cache, tmp_path):
     # Rank 0's limit is over after its first step, rank 1's never: both must stop there.
-    ranks = _run_two_ranks(tmp_path, str(tiny_cache), str(tmp_path / "run"), (1e-9, 1e9))
+    ranks = _run_two_ranks(tiny_cache, tmp_path, time_limits=(1e-9, 1e9))
     assert [r["steps"] for r in ranks] == [1, 1]
     assert all(r["stopped_by_time_limit"] for r in ranks)
     assert ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
