@@ -42,7 +42,7 @@ def _inputs(degrees):
 def worker_ours(degrees, repeats):
     from se3unet.equivariant import EquivariantGraph, Fiber, GSE3Res
     from se3unet.geometry.knn import knn_graph
-    from se3unet.utils.memory import current_rss_mb, peak_rss_mb
+    from memory import current_rss_mb, peak_rss_mb  # benchmarks/memory.py
 
     positions, features = _inputs(degrees)
     for f in features.values():
@@ -66,7 +66,7 @@ def worker_reference(degrees, repeats, dim_head=None):
     import torch
     from se3_transformer_pytorch import SE3Transformer
 
-    from se3unet.utils.memory import current_rss_mb, peak_rss_mb
+    from memory import current_rss_mb, peak_rss_mb  # benchmarks/memory.py
 
     positions, features = _inputs(degrees)
     feats = features[0].squeeze(-1).requires_grad_(True)  # [1, N, C] degree-0 input

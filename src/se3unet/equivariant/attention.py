@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .basis import DEFAULT_NUM_RADIAL, EquivariantGraph
-from .convolution import ConvSE3, block_size, point_blocks
+from .convolution import ConvSE3, block_size
 from .fiber import Features, Fiber
 from .linear import AttentiveSelfInteraction, LinearSE3
 
@@ -36,7 +36,7 @@ class GSE3Res(nn.Module):
 
     def __init__(self, fiber_in: Fiber, fiber_out: Fiber, fiber_hidden: Optional[Fiber] = None,
                  heads: int = 1, self_interaction: SelfInteraction = "1x1",
-                 num_radial: int = DEFAULT_NUM_RADIAL, radial_hidden: int = 32):
+                 num_radial: int = DEFAULT_NUM_RADIAL, radial_hidden: int = 32, recompute: bool = True):
         super().__init__()
         fiber_hidden = fiber_hidden or fiber_out
         for d, c in fiber_hidden:
@@ -47,7 +47,7 @@ class GSE3Res(nn.Module):
         self.fiber_key = Fiber({d: c for d, c in fiber_hidden if d in fiber_in})
         self.heads = heads
         self.key_value = ConvSE3(fiber_in, self.fiber_key + fiber_hidden, num_radial, radial_hidden,
-                                 self_interaction=False)
+                                 self_interaction=False, recompute=recompute)
         self.query = LinearSE3(fiber_in, self.fiber_key)
         self.key_dimension = self.fiber_key.dimension
         skip = fiber_hidden + Fiber({d: c for d, c in fiber_in if d in fiber_hidden})
@@ -77,14 +77,13 @@ class GSE3Res(nn.Module):
         self.fiber_in.check(features, "GSE3Res input")
         flat = graph.flatten(features)
         step = block_size(graph)
-        queries = {d: q.split(step) for d, q in self.query(flat).items()}
-        hidden = self.key_value.radial_hidden(graph)
-        blocks = [
-            self._attend(self.key_value.messages(flat, graph, piece, block),
-                         {d: q[i] for d, q in queries.items()})
-            for i, (block, piece) in enumerate(zip(point_blocks(graph), hidden))
-        ]
-        attended = {d: torch.cat([b[d] for b in blocks], dim=0) for d in self.fiber_value.degrees}
+        query_degrees = self.fiber_key.degrees
+        queries = self.query(flat)
+
+        def attend(block: slice, hidden: Optional[torch.Tensor], *query: torch.Tensor) -> Features:
+            return self._attend(self.key_value.messages(flat, graph, block, hidden), dict(zip(query_degrees, query)))
+
+        attended = self.key_value.map_blocks(graph, attend, [queries[d].split(step) for d in query_degrees])
         joined = {
             d: torch.cat([attended[d], flat[d]], dim=1) if d in flat else attended[d]
             for d in self.fiber_value.degrees

@@ -10,15 +10,22 @@ order of NVIDIA's SE(3)-Transformer). Edges are processed for a block of destina
 a time: the radial weights of a block fit in cache, which is where the speed on a CPU comes
 from (see docs/engine.md), and a block holds all k edges of its points so a softmax or mean
 over neighbours needs nothing from other blocks.
+
+With ``recompute`` (the default) each block runs under activation checkpointing: its per-edge
+intermediates (gathered features, basis products, radial weights: E x channels x basis terms,
+almost all of a training step's memory) are freed after the forward pass and computed again,
+block by block, in the backward pass: one more forward pass of the edge work for a fraction of
+the memory.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterator, Tuple
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .basis import DEFAULT_NUM_RADIAL, EquivariantGraph, num_frequencies
 from .fiber import Features, Fiber
@@ -53,9 +60,10 @@ class ConvSE3(nn.Module):
     """
 
     def __init__(self, fiber_in: Fiber, fiber_out: Fiber, num_radial: int = DEFAULT_NUM_RADIAL,
-                 radial_hidden: int = 32, self_interaction: bool = True):
+                 radial_hidden: int = 32, self_interaction: bool = True, recompute: bool = True):
         super().__init__()
         self.fiber_in, self.fiber_out = fiber_in, fiber_out
+        self.recompute = recompute
         # Q[l_out]: how many (l_in, c_in, J) terms feed one output channel of degree l_out.
         self.terms = {lo: sum(c * num_frequencies(li, lo) for li, c in fiber_in) for lo in fiber_out.degrees}
         self.radial = RadialMLP(num_radial, [c * self.terms[lo] for lo, c in fiber_out], radial_hidden)
@@ -66,32 +74,48 @@ class ConvSE3(nn.Module):
             if self_interaction and shared is not None else None
         )
 
-    def radial_hidden(self, graph: EquivariantGraph) -> Tuple[torch.Tensor, ...]:
-        """The cheap hidden layers of the radial MLP for every edge, one piece per block.
+    def map_blocks(self, graph: EquivariantGraph, fn: Callable[..., Features],
+                   pieces: Sequence[Sequence[torch.Tensor]] = ()) -> Features:
+        """``fn(block, hidden, *pieces_of_block)`` for every block of points, concatenated.
 
-        Split (not sliced per block): the backward of a split is one concatenation, while
-        each slice's backward would fill a zero tensor the size of the whole input.
+        ``hidden`` is the block's output of the radial MLP's hidden layers. Without
+        recomputation it is computed once for all edges and split (not sliced per block: the
+        backward of a split is one concatenation, each slice's backward would fill a zero
+        tensor the size of the whole input). With it, each block runs under activation
+        checkpointing and computes its own ``hidden`` (None is passed), so nothing per edge
+        outlives the block's forward pass.
         """
-        if graph.max_degree < max(self.fiber_in.max_degree, self.fiber_out.max_degree):
-            raise ValueError(
-                f"graph basis has max degree {graph.max_degree}, layer needs "
-                f"{max(self.fiber_in.max_degree, self.fiber_out.max_degree)}"
-            )
-        return self.radial.hidden(graph.radial_features).split(block_size(graph))
+        needed = max(self.fiber_in.max_degree, self.fiber_out.max_degree)
+        if graph.max_degree < needed:
+            raise ValueError(f"graph basis has max degree {graph.max_degree}, layer needs {needed}")
+        blocks = list(point_blocks(graph))
+        if self.recompute and torch.is_grad_enabled():
+            results = [
+                checkpoint(fn, block, None, *(p[i] for p in pieces), use_reentrant=False,
+                           preserve_rng_state=False)  # nothing random inside
+                for i, block in enumerate(blocks)
+            ]
+        else:
+            hidden = self.radial.features(graph.radial_features).split(block_size(graph))
+            results = [fn(block, hidden[i], *(p[i] for p in pieces)) for i, block in enumerate(blocks)]
+        return {d: torch.cat([r[d] for r in results], dim=0) for d in results[0]}
 
-    def messages(self, flat_features: Features, graph: EquivariantGraph, hidden: torch.Tensor,
-                 block: slice) -> Features:
+    def messages(self, flat_features: Features, graph: EquivariantGraph, block: slice,
+                 hidden: Optional[torch.Tensor] = None) -> Features:
         """Messages [n, k, C_out, 2 l_out + 1] of the edges into the points of ``block``;
-        ``hidden`` is that block's piece of ``radial_hidden``."""
+        ``hidden`` is that block's output of the radial MLP's hidden layers (computed here
+        when None)."""
         index = graph.neighbours[block]
         n, k = index.shape
         edges = n * k
         flat_index = index.reshape(-1)
+        if hidden is None:
+            hidden = self.radial.features(graph.radial_features[block])
         weights = self.radial.last(hidden.reshape(edges, -1))
 
         terms = {lo: [] for lo in self.fiber_out.degrees}
         for li, c_in in self.fiber_in:
-            f = flat_features[li].index_select(0, flat_index)  # [E, C_in, 2 l_in + 1]; see gather_points
+            f = flat_features[li].index_select(0, flat_index)  # [E, C_in, 2 l_in + 1]
             for lo in self.fiber_out.degrees:
                 basis = graph.basis[(li, lo)][block].reshape(edges, 2 * li + 1, -1)
                 t = f * basis if li == 0 else torch.bmm(f, basis)  # [E, C_in, num_J (2 l_out + 1)]
@@ -112,12 +136,11 @@ class ConvSE3(nn.Module):
     def forward(self, features: Features, graph: EquivariantGraph) -> Features:
         self.fiber_in.check(features, "ConvSE3 input")
         flat = graph.flatten(features)
-        hidden = self.radial_hidden(graph)
-        blocks = [
-            {d: m.mean(dim=1) for d, m in self.messages(flat, graph, piece, block).items()}
-            for block, piece in zip(point_blocks(graph), hidden)
-        ]
-        out = {d: torch.cat([b[d] for b in blocks], dim=0) for d in self.fiber_out.degrees}
+
+        def mean_message(block: slice, hidden: Optional[torch.Tensor]) -> Features:
+            return {d: m.mean(dim=1) for d, m in self.messages(flat, graph, block, hidden).items()}
+
+        out = self.map_blocks(graph, mean_message)
         if self.self_interaction is not None:
             own = self.self_interaction({d: flat[d] for d in self.self_interaction.fiber_in.degrees})
             out = {d: out[d] + own[d] if d in own else out[d] for d in out}

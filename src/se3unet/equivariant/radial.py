@@ -24,8 +24,16 @@ class RadialMLP(nn.Module):
         )
         self.outputs = nn.ModuleList(nn.Linear(hidden, size) for size in sizes)
 
-    def last(self, hidden: torch.Tensor) -> List[torch.Tensor]:
-        return [layer(hidden) for layer in self.outputs]
+    def features(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The hidden layers' output with a column of ones appended ([..., hidden + 1]), the
+        input ``last`` expects: the output layers' biases ride in their matrix product."""
+        h = self.hidden(embedding)
+        return torch.cat([h, h.new_ones(*h.shape[:-1], 1)], dim=-1)
+
+    def last(self, features: torch.Tensor) -> List[torch.Tensor]:
+        # [W | b] against [h | 1]: one plain matrix product per output. addmm would first copy
+        # the broadcast bias into every row of its wide output, 40% of its time on a CPU.
+        return [features @ torch.cat([layer.weight, layer.bias.unsqueeze(1)], dim=1).t() for layer in self.outputs]
 
     def forward(self, embedding: torch.Tensor) -> List[torch.Tensor]:
-        return self.last(self.hidden(embedding))
+        return self.last(self.features(embedding))

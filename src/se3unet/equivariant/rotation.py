@@ -31,9 +31,9 @@ def float64_default() -> Iterator[None]:
 
 def wigner_d(degree: int, rotation: torch.Tensor) -> torch.Tensor:
     """The (2l+1) x (2l+1) matrix by which a degree-l feature turns under ``rotation``."""
-    with float64_default():
-        d = o3.Irrep(degree, (-1) ** degree).D_from_matrix(rotation.to(torch.float64))
-    return d.to(rotation.dtype)
+    with float64_default():  # on the CPU: e3nn builds its generators there
+        d = o3.Irrep(degree, (-1) ** degree).D_from_matrix(rotation.detach().cpu().to(torch.float64))
+    return d.to(rotation.device, rotation.dtype)
 
 
 def rotate_features(features: Features, rotation: torch.Tensor) -> Features:

@@ -20,15 +20,17 @@ class SE3ConvBlock(nn.Module):
     """GSE3Res -> GNormBias -> GSE3Res -> GNormBias, on one level's graph (as in the report)."""
 
     def __init__(self, fiber_in: Fiber, fiber_hidden: Fiber, fiber_out: Fiber, heads: int,
-                 self_interaction: str, last_self_interaction: str, radial_hidden: int):
+                 self_interaction: str, last_self_interaction: str, radial_hidden: int,
+                 recompute: bool = True):
         super().__init__()
         self.fiber_in, self.fiber_out = fiber_in, fiber_out
         self.attention1 = GSE3Res(fiber_in, fiber_hidden, heads=heads, self_interaction=self_interaction,
-                                  radial_hidden=radial_hidden)
+                                  radial_hidden=radial_hidden, recompute=recompute)
         self.norm1 = GNormBias(fiber_hidden)
         # Attention heads need hidden channels; a narrow output (one vector) projects from them.
         self.attention2 = GSE3Res(fiber_hidden, fiber_out, fiber_hidden=fiber_hidden, heads=heads,
-                                  self_interaction=last_self_interaction, radial_hidden=radial_hidden)
+                                  self_interaction=last_self_interaction, radial_hidden=radial_hidden,
+                                  recompute=recompute)
         self.norm2 = GNormBias(fiber_out)
 
     def forward(self, features: Features, graph: EquivariantGraph) -> Features:
@@ -74,7 +76,8 @@ class SE3Unet(nn.Module):
         hidden_si, final_si = c.hidden_self_interaction, c.final_self_interaction
 
         def block(fiber_in, level, last_si=hidden_si):
-            return SE3ConvBlock(fiber_in, fibers[level], outputs[level], c.heads, hidden_si, last_si, c.radial_hidden)
+            return SE3ConvBlock(fiber_in, fibers[level], outputs[level], c.heads, hidden_si, last_si, c.radial_hidden,
+                                c.recompute)
 
         self.pools = nn.ModuleList(Pooling3D(c.pool_keep, c.pooling) for _ in range(c.levels))
         self.down = nn.ModuleList()

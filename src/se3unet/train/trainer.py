@@ -29,6 +29,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ExperimentConfig
 from .distributed import Distributed, setup, teardown
 from .losses import compute_loss, positive_weights, predicted_heatmaps
+from .memory import release_freed_memory
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -204,6 +205,8 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
                 lr = optimizer.param_groups[0]["lr"]  # the rate this step used
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if state.device.type == "cpu" and model_config.recompute:  # memory over speed
+                    release_freed_memory()
                 scheduler.step(epoch + (i + 1) / len(groups))
                 step += 1
                 if state.is_main:
