@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from timing import median_step_seconds  # benchmarks/timing.py, beside this script
+from se3unet.timing import median_step_seconds
 
 
 def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, device: str) -> dict:

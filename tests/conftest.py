@@ -12,8 +12,18 @@ def dtype(request):
     return request.param
 
 
-# Relative equivariance tolerances for the engine's layers (issue #2).
-LAYER_TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+# Every device this machine has: the equivariance tests run on each (a GPU machine adds "cuda").
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    if request.param == "cuda":  # TF32 matmuls would break equivariance; se3unet turns it off too
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch.device(request.param)
+
+
 
 
 @pytest.fixture(scope="session")

@@ -131,3 +131,20 @@ def test_dataset_hierarchy_is_reposed_not_recomputed(cache):
         a = model(batch["points"], batch["hierarchy"], normals=batch["normals"])
         assert torch.allclose(a, model(batch["points"], normals=batch["normals"]), atol=1e-6)
     assert batch["hierarchy"][1].kept.shape == (2, 48)
+
+
+def test_evaluation_datasets_rebuild_the_hierarchy_in_each_pose(cache, monkeypatch):
+    model = SE3Unet(UNetConfig(channels=(4, 4), neighbours=8, heads=2, pool_neighbours=4))
+    built_from = []
+
+    def recording_hierarchy(positions):
+        built_from.append(positions.clone())
+        return model.hierarchy(positions)
+
+    ds = LandmarkDataset(cache, "test", rotate=True, translation=0.5, hierarchy=recording_hierarchy, seed=3,
+                         fixed_pose=True, rebuild_hierarchy=True)
+    item = ds[0]
+    # Built from the posed scan itself, as a user's scan would be: not from the canonical one.
+    assert torch.equal(built_from[-1][0], item["points"])
+    assert not torch.allclose(item["points"], torch.from_numpy(ds.data["points"][0]))
+    assert torch.equal(item["hierarchy"][0].positions[0], item["points"])

@@ -73,3 +73,20 @@ def test_missing_folder_or_files_are_named(tmp_path, monkeypatch, sfm_dir):
         SurreyFaceModel(partial)
     monkeypatch.setenv("SE3UNET_SFM_DIR", str(sfm_dir))
     assert resolve_sfm_dir(None) == sfm_dir
+
+
+def test_a_subjects_scans_share_its_identity(sfm_model):
+    from se3unet.data.sources import SurreyFaceSource
+
+    source = SurreyFaceSource(sfm_model, subjects=3, expressions=3, seed=5)
+    neutral = source.load((1, 0)).surface.vertices
+    for expression in (1, 2):
+        moved = source.load((1, expression)).surface.vertices - neutral
+        # The expression scan differs from the neutral one by one blendshape, scaled: same person.
+        residuals = []
+        for shape in sfm_model.blendshapes.values():
+            weight = float((moved * shape).sum() / (shape * shape).sum())
+            residuals.append(np.abs(moved - weight * shape).max())
+        assert min(residuals) < 1e-6
+    other = source.load((2, 0)).surface.vertices
+    assert np.abs(other - neutral).max() > 1.0  # another subject is another person

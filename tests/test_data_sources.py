@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import write_obj
 
 from se3unet.data.errors import DataError
 from se3unet.data.io import read_landmarks, read_surface
@@ -16,13 +17,6 @@ def sphere_mesh(radius=80.0, subdivisions=3):
 
     mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
     return np.asarray(mesh.vertices), np.asarray(mesh.faces)
-
-
-def write_obj(path, vertices, faces):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
-    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
-    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 import pytest
 import torch
 
-from conftest import LAYER_TOLERANCE
 from se3unet.equivariant import (AttentiveSelfInteraction, ConvSE3, EquivariantGraph, Fiber, GNormBias,
                                  GSE3Res, LinearSE3)
 from se3unet.equivariant import convolution
 from se3unet.equivariant.rotation import random_rotation, relative_error, rotate_features, wigner_d
 from se3unet.geometry.knn import knn_graph
-from se3unet.verify import VerifyConfig, check_layer, equivariance_error
+from se3unet.verify import VerifyConfig, check_layer, equivariance_error, tolerance
 
 FIBER = Fiber({0: 4, 1: 4, 2: 2})
 OUT = Fiber({0: 3, 1: 2, 2: 2})
@@ -41,19 +40,19 @@ def _fiber_in(layer):
 
 
 @pytest.mark.parametrize("name", LAYERS)
-def test_layer_is_equivariant(name, dtype):
-    layer = LAYERS[name]().to(dtype)
+def test_layer_is_equivariant(name, dtype, device):
+    layer = LAYERS[name]().to(device, dtype)
     # Biases start at zero; random ones make GNormBias's nonlinearity actually bite.
     for p in layer.parameters():
         if p.dim() == 2 and p.shape[-1] == 1:
             p.data.uniform_(-0.5, 0.5)
-    positions = torch.randn(2, 40, 3, dtype=dtype)
+    positions = torch.randn(2, 40, 3, dtype=dtype).to(device)
     neighbours = knn_graph(positions, 6)
-    features = _features(_fiber_in(layer), 2, 40, dtype)
-    rotation = random_rotation(dtype)
-    translation = torch.randn(3, dtype=dtype) * 5
+    features = {d: f.to(device) for d, f in _features(_fiber_in(layer), 2, 40, dtype).items()}
+    rotation = random_rotation(dtype).to(device)
+    translation = (torch.randn(3, dtype=dtype) * 5).to(device)
     err = equivariance_error(lambda f, x: _run(layer, f, x, neighbours), features, positions, rotation, translation)
-    assert err < LAYER_TOLERANCE[dtype], f"{name}: relative error {err:.2e}"
+    assert err < tolerance(dtype), f"{name}: relative error {err:.2e}"
 
 
 def test_checker_detects_a_layer_that_breaks_equivariance():

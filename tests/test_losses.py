@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from se3unet.train.losses import (adaptive_wing_loss, bce_loss, focal_loss, heatmap_cross_entropy, positive_weights,
-                                  predicted_heatmaps)
+from se3unet.inference import heatmaps_from_logits
+from se3unet.train.losses import adaptive_wing_loss, bce_loss, focal_loss, heatmap_cross_entropy, positive_weights
 
 
 def sigmoid(x):
@@ -63,11 +63,21 @@ def test_heatmap_cross_entropy_by_hand_and_minimised_at_the_target():
     assert float(at_target) < float(heatmap_cross_entropy(torch.zeros_like(target), target))
 
 
-def test_missing_landmarks_are_skipped_and_predictions_peak_at_one():
+def test_missing_landmarks_are_skipped():
     logits = torch.randn(2, 5, 3)
     heat = torch.rand(2, 5, 3)
     heat[1, :, 2] = 0  # missing landmark
-    assert torch.isfinite(heatmap_cross_entropy(logits, heat))
-    p = predicted_heatmaps("heatmap_ce", logits)
+    per_landmark = [float(heatmap_cross_entropy(logits[b:b + 1, :, k:k + 1], heat[b:b + 1, :, k:k + 1]))
+                    for b in range(2) for k in range(3) if not (b == 1 and k == 2)]
+    # The mean over the five present (scan, landmark) pairs: the missing one adds nothing, not even to the count.
+    assert float(heatmap_cross_entropy(logits, heat)) == pytest.approx(sum(per_landmark) / 5, rel=1e-6)
+    logits_changed = logits.clone()
+    logits_changed[1, :, 2] = 100 * torch.randn(5)
+    assert float(heatmap_cross_entropy(logits_changed, heat)) == pytest.approx(float(heatmap_cross_entropy(logits, heat)))
+
+
+def test_heatmaps_from_logits_peak_at_one_for_softmax_and_are_sigmoids_otherwise():
+    logits = torch.randn(2, 5, 3)
+    p = heatmaps_from_logits(logits, "softmax")
     assert torch.allclose(p.amax(dim=1), torch.ones(2, 3))
-    assert torch.allclose(predicted_heatmaps("bce", logits), torch.sigmoid(logits))
+    assert torch.allclose(heatmaps_from_logits(logits, "sigmoid"), torch.sigmoid(logits))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from se3unet.equivariant.rotation import random_rotation
-from se3unet.evaluate.landmarks import landmark_errors_mm, landmarks_from_heatmaps
+from se3unet.inference import landmark_errors_mm, landmarks_from_heatmaps
 from se3unet.evaluate.metrics import error_statistics, iou_per_landmark, precision_recall_f1
 
 

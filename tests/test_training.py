@@ -11,7 +11,7 @@ import torch
 
 from se3unet.cli import main
 from se3unet.data.prepare import PrepareConfig, prepare
-from se3unet.train.checkpoint import load_checkpoint
+from se3unet.inference import Checkpoint, build_model
 from se3unet.train.config import ExperimentConfig, load_config
 from se3unet.train.trainer import parameter_digest, train
 
@@ -41,17 +41,13 @@ def test_training_writes_checkpoints_logs_and_curves(tiny_cache, tmp_path):
     epochs = (run / "epochs.csv").read_text().splitlines()
     assert len(epochs) == 3 and epochs[0].startswith("epoch,step,train_loss,lr,val_loss,val_error_mm")
     assert summary["epochs"] == 2 and summary["steps"] == 2 * 3  # 6 training scans / batch 2
-    saved = load_checkpoint(run / "last.pt")
-    assert saved["epoch"] == 1 and saved["landmark_names"][0] == "ibug9"
-    assert parameter_digest(_model_from(saved)) == summary["weights_digest"]
-
-
-def _model_from(saved):
-    from se3unet.model import SE3Unet, UNetConfig
-
-    model = SE3Unet(UNetConfig.from_dict(saved["model_config"]))
-    model.load_state_dict(saved["model"])
-    return model
+    saved = Checkpoint.load(run / "last.pt")
+    assert saved.resume.epoch == 1 and saved.inference.landmark_names[0] == "ibug9"
+    assert saved.inference.scan.points == 64 and saved.inference.decoding.heatmap == "softmax"  # heatmap_ce
+    assert parameter_digest(build_model(saved.inference)) == summary["weights_digest"]
+    # Plain containers only: a weights_only load reads it, no class is unpickled.
+    raw = torch.load(run / "best.pt", weights_only=True)
+    assert raw["format"] == "se3unet-checkpoint" and raw["version"] == 2 and "resume" in raw
 
 
 def test_training_reduces_the_loss(tiny_cache, tmp_path):
@@ -78,7 +74,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_cache, tmp_path,
     monkeypatch.setattr(trainer, "collate", dying_collate)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(tiny_cache, tmp_path / "killed"), progress=False)
-    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 0
+    assert Checkpoint.load(tmp_path / "killed" / "last.pt").resume.epoch == 0
     monkeypatch.setattr(trainer, "collate", real_collate)
     resumed = train(tiny_config(tiny_cache, tmp_path / "killed"), resume=True, progress=False)
     assert resumed["weights_digest"] == whole["weights_digest"]
@@ -120,14 +116,16 @@ def _run_two_ranks(cache, tmp_path, time_limits=None, timeout=240):
     return [json.loads((results / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_end_with_identical_weights(tiny_cache, tmp_path):
     ranks = _run_two_ranks(tiny_cache, tmp_path)
     assert ranks[0]["world_size"] == 2 and ranks[0]["weights_digest"] == ranks[1]["weights_digest"]
     assert ranks[0]["steps"] == 2 * 1  # 6 scans -> 3 per rank -> 1 batch of 2 per epoch
-    saved = load_checkpoint(tmp_path / "run" / "last.pt")  # written by rank 0 only
-    assert parameter_digest(_model_from(saved)) == ranks[0]["weights_digest"]
+    saved = Checkpoint.load(tmp_path / "run" / "last.pt")  # written by rank 0 only
+    assert parameter_digest(build_model(saved.inference)) == ranks[0]["weights_digest"]
 
 
+@pytest.mark.slow
 def test_a_time_limit_reached_on_one_rank_stops_every_rank_together(tiny_cache, tmp_path):
     # Rank 0's limit is over after its first step, rank 1's never: both must stop there.
     ranks = _run_two_ranks(tiny_cache, tmp_path, time_limits=(1e-9, 1e9))
@@ -188,11 +186,11 @@ def test_evaluate_command_writes_the_test_matrix_report(checkpoint, tiny_cache, 
 
 
 def test_predict_finds_landmarks_that_turn_with_the_scan(checkpoint, sfm_model, tmp_path, capsys):
-    from se3unet.data.preprocess import random_rotation
-    from test_data_sources import write_obj
+    from helpers import write_obj
+    from scipy.spatial.transform import Rotation
 
     vertices = sfm_model.shape.mean
-    r = random_rotation(np.random.default_rng(0))
+    r = Rotation.random(random_state=0).as_matrix()
     write_obj(tmp_path / "face.obj", vertices, sfm_model.triangles)
     write_obj(tmp_path / "turned.obj", vertices @ r.T + 30.0, sfm_model.triangles)
     (tmp_path / "broken.ply").write_text("ply\nthis is not a ply file\n")
@@ -208,11 +206,58 @@ def test_predict_finds_landmarks_that_turn_with_the_scan(checkpoint, sfm_model, 
     assert (tmp_path / "out" / "face.png").is_file()
 
 
+@pytest.mark.slow
 def test_demo_command_runs_end_to_end_on_tiny_settings(sfm_dir, tmp_path, capsys):
     overrides = [f"model.{k}={json.dumps(v)}" for k, v in TINY_MODEL.items() if k != "preset"]
     code = main(["demo", "--sfm-dir", str(sfm_dir), "--output", str(tmp_path), "--subjects", "12", "--points", "64",
                  "--epochs", "1", "--minutes", "1", "--quiet", "--set", *overrides, "optim.batch_size=2"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["error_mm"] > 0 and summary["baseline_error_mm"] > 0
+    # The figures it prints are the report's: the raw / both condition of its metrics, in mm.
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())["conditions"]["raw / both"]
+    assert summary["error_mm"] == pytest.approx(metrics["error"]["mean_mm"], abs=1e-3)
+    assert summary["baseline_error_mm"] == pytest.approx(metrics["baseline_error"]["mean_mm"], abs=1e-3)
+    assert summary["test_scans"] == metrics["scans"] == 2  # 12 subjects, 20% for testing
+    assert 0 < summary["baseline_error_mm"] < 30  # ICP of the mean face lands on the face
     assert (tmp_path / "report" / "summary.md").is_file()
+    assert Checkpoint.load(summary["checkpoint"]).inference.scan.points == 64
+
+
+def test_validation_scores_every_scan_including_a_last_partial_batch(tiny_cache):
+    from se3unet.data.dataset import LandmarkDataset
+    from se3unet.model import SE3Unet
+    from se3unet.train.trainer import validate
+
+    config = tiny_config(tiny_cache, "unused")
+    torch.manual_seed(0)
+    model = SE3Unet(config.model_config())
+    scans = LandmarkDataset(tiny_cache, "train", rotate=True, translation=0.2, hierarchy=model.hierarchy, seed=1,
+                            fixed_pose=True)  # 6 scans
+    one_by_one = validate(model, scans, "heatmap_ce", 1, torch.device("cpu"), None, "mean", limit=5)
+    in_pairs = validate(model, scans, "heatmap_ce", 2, torch.device("cpu"), None, "mean", limit=5)  # 2 + 2 + 1
+    for key in ("val_error_mm", "val_f1", "val_loss"):
+        assert in_pairs[key] == pytest.approx(one_by_one[key], rel=1e-5), key
+
+
+def test_every_string_option_is_checked_when_the_config_is_loaded():
+    from se3unet.model import UNetConfig
+
+    with pytest.raises(ValueError, match="model.inputs must be one of 'centred', 'absolute'; got 'centered'"):
+        UNetConfig(inputs="centered")
+    for field, value in (("head", "mlp"), ("block_output", "vector"), ("final_self_interaction", "attention")):
+        with pytest.raises(ValueError, match=f"model.{field} must be one of"):
+            load_config(None, [f"model.{field}={value}"])
+    for override in ("loss.name=l2", "loss.reduction=avg", "optim.optimizer=sgd", "run.device=gpu"):
+        with pytest.raises(ValueError, match=f"{override.split('=')[0]} must be one of"):
+            load_config(None, [override])
+    with pytest.raises(ValueError, match="prepare.source must be one of 'sfm', 'facescape'"):
+        PrepareConfig(source="scans")
+
+
+def test_evaluate_refuses_a_cache_of_another_point_count(checkpoint, sfm_dir, tmp_path, capsys):
+    other = prepare(PrepareConfig(source="sfm", path=str(sfm_dir), subjects=6, samples=256, points=48, val=1, test=1),
+                    tmp_path / "cache", progress=False).path
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--cache", str(other), "--output", str(tmp_path / "r"),
+                 "--quiet"])
+    assert code == 2
+    assert "48 points, the model was trained on 64" in capsys.readouterr().err

@@ -6,27 +6,28 @@ import argparse
 import json
 import os
 import sys
+import typing
 from typing import List, Optional
-
-# Pass marks for `verify`: relative equivariance error per dtype.
-TOLERANCE = {"float32": 1e-4, "float64": 1e-9}
 
 
 def _verify(args: argparse.Namespace) -> int:
     from .model import preset
-    from .verify import VerifyConfig, verify_layers, verify_model
+    from .inference import choose_device
+    from .verify import TOLERANCE, VerifyConfig, verify_layers, verify_model
 
+    device = str(choose_device(args.device))
     model_config = preset(args.preset) if args.preset else None
     degrees = args.degrees or (list(model_config.degrees) if model_config else [0, 1, 2])
     config = VerifyConfig(degrees=sorted(set(degrees)), channels=args.channels, points=args.points,
-                          neighbours=args.neighbours, heads=args.heads, batch=args.batch, seed=args.seed)
+                          neighbours=args.neighbours, heads=args.heads, batch=args.batch, seed=args.seed,
+                          device=device)
     print(f"se3unet verify: degrees {config.degrees}, {config.channels} channels, {config.batch} x "
-          f"{config.points} points, k = {config.neighbours}, {config.heads} heads", file=sys.stderr)
+          f"{config.points} points, k = {config.neighbours}, {config.heads} heads, on {device}", file=sys.stderr)
     layers = verify_layers(config, progress=lambda name: print(f"  checking {name} ...", file=sys.stderr))
     rows = dict(layers)
     if model_config is not None:
         print(f"  checking the {args.preset} model on {args.model_points} points ...", file=sys.stderr)
-        rows[f"model ({args.preset})"] = verify_model(model_config, args.model_points, seed=args.seed)
+        rows[f"model ({args.preset})"] = verify_model(model_config, args.model_points, seed=args.seed, device=device)
     ok = all(r[d] <= TOLERANCE[d] for r in rows.values() for d in TOLERANCE)
     print(f"{'layer':26} {'float32 err':>12} {'float64 err':>12} {'seconds':>9}  ok")
     for name, r in rows.items():
@@ -34,10 +35,15 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{name:26} {r['float32']:12.2e} {r['float64']:12.2e} {r['seconds']:9.4f}  {'yes' if passed else 'NO'}")
     print(f"relative error of f(Rx + t, D(R)h) vs D(R)f(x, h); pass marks {TOLERANCE}; "
           f"seconds: float32 forward + backward (model: forward only)")
+    if model_config is not None:
+        spread = rows[f"model ({args.preset})"]["spread"]
+        print(f"model logits' change relative to their spread across points: float32 {spread['float32']:.2e}, "
+              f"float64 {spread['float64']:.2e} (docs/engine.md says why float32 is larger there)")
     if args.json:
-        report = {"layers": layers}
+        report = {"layers": layers, "device": device}
         if model_config is not None:
-            report["model"] = {d: rows[f"model ({args.preset})"][d] for d in TOLERANCE}
+            model_row = rows[f"model ({args.preset})"]
+            report["model"] = {**{d: model_row[d] for d in TOLERANCE}, "spread": model_row["spread"]}
         print(json.dumps(report))
     return 0 if ok else 1
 
@@ -78,6 +84,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.metrics import THRESHOLDS
     from .evaluate.report import evaluate
 
     result = evaluate(args.checkpoint, args.cache, args.output, split=args.split, preprocessing=args.preprocessing,
@@ -85,7 +92,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                       baseline=args.baseline, seed=args.seed, limit=args.limit, progress=not args.quiet,
                       device=args.device)
     print(result["table"])
-    summary = {name: {"f1@0.5": r["f1"][5], "error_mm": r["error"]["mean_mm"],
+    at_half = THRESHOLDS.index(0.5)
+    summary = {name: {"f1@0.5": r["f1"][at_half], "error_mm": r["error"]["mean_mm"],
                       **({"baseline_error_mm": r["baseline_error"]["mean_mm"]} if "baseline_error" in r else {})}
                for name, r in result["conditions"].items()}
     print(json.dumps({"report": result["report"], "conditions": summary}))
@@ -93,7 +101,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .evaluate.predict import predict
+    from .predict import predict
 
     results = predict(args.scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
                       device=args.device)
@@ -102,6 +110,16 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"{r['scan']}: error: {r['error']}" if "error" in r else f"{r['scan']}: {r['landmarks']}")
     print(json.dumps({"predicted": len(results) - len(failed), "failed": len(failed), "results": results}))
     return 1 if failed else 0
+
+
+def _convert_checkpoint(args: argparse.Namespace) -> int:
+    from .inference import convert_legacy
+
+    checkpoint = convert_legacy(args.old, args.new)
+    if args.inference_only:
+        checkpoint.without_resume().save(args.new)
+    print(f"{args.new}: checkpoint version 2 ({'inference only' if args.inference_only or checkpoint.resume is None else 'with training state'})")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -120,8 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with an SE(3)-equivariant point-cloud U-Net. README.md shows the workflow.")
     parser.add_argument("--version", action="version", version=f"se3unet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    from .choices import literal_values
+    from .data.prepare import PrepareConfig
+    from .data.preprocess import ScannerEffects
 
-    verify = commands.add_parser("verify", help="check every layer's SE(3) equivariance and time it")
+    Help = argparse.ArgumentDefaultsHelpFormatter  # every command's --help shows its defaults
+
+    verify = commands.add_parser("verify", help="check every layer's SE(3) equivariance and time it", formatter_class=Help)
     verify.add_argument("--preset", help="also check the whole model of this preset "
                         "(default, report-v1, original; the original is expected to fail)")
     verify.add_argument("--model-points", type=int, default=1024, help="points of the model check's cloud")
@@ -131,80 +154,97 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--neighbours", "-k", type=int, default=16, help="kNN neighbours")
     verify.add_argument("--heads", type=int, default=2, help="attention heads")
     verify.add_argument("--batch", type=int, default=2, help="clouds per batch")
-    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random clouds, weights and motions")
+    verify.add_argument("--device", default="cpu", help="cpu, cuda or auto (TF32 stays off on a GPU)")
     verify.add_argument("--json", action="store_true", help="end with one JSON line of every figure")
     verify.set_defaults(run=_verify)
 
-    prep = commands.add_parser("prepare", help="preprocess a data source into cached train/val/test splits")
-    prep.add_argument("--source", choices=["sfm", "facescape", "archive", "folder"], default="sfm")
+    prep = commands.add_parser("prepare", help="preprocess a data source into cached train/val/test splits",
+                               formatter_class=Help)
+    default, effects = PrepareConfig(), ScannerEffects()
+    prep.add_argument("--source", choices=literal_values(typing.get_type_hints(PrepareConfig)["source"]),
+                      default=default.source)
     prep.add_argument("--path", "--sfm-dir", dest="path",
                       help="SFM folder (default $SE3UNET_SFM_DIR), FaceScape root, archive file or scan folder")
     prep.add_argument("--landmark-indices", help="FaceScape: the toolkit's landmark_indices.npz")
-    prep.add_argument("--subjects", type=int, default=200, help="SFM: random identities")
-    prep.add_argument("--expressions", type=int, default=1, help="SFM: scans per identity (first neutral)")
-    prep.add_argument("--facescape-expressions", nargs="+", default=["neutral"])
-    prep.add_argument("--crop-radius", type=float, default=100.0, help="FaceScape: crop around the nose tip, mm")
-    prep.add_argument("--mm-per-unit", type=float, default=1.0, help="folder: millimetres per file unit")
-    prep.add_argument("--samples", type=int, default=8192, help="surface samples per mesh")
-    prep.add_argument("--points", type=int, default=2048, help="points kept by farthest point sampling")
-    prep.add_argument("--val", type=float, default=0.1, help="validation subjects: fraction (< 1) or count")
-    prep.add_argument("--test", type=float, default=0.2, help="test subjects: fraction (< 1) or count")
-    prep.add_argument("--seed", type=int, default=0)
-    prep.add_argument("--noise", type=float, default=0.0, help="scanner noise, mm (standard deviation)")
-    prep.add_argument("--holes", type=int, default=0, help="holes punched per scan")
-    prep.add_argument("--hole-radius", type=float, default=10.0, help="mm")
-    prep.add_argument("--crop", type=float, default=0.0, help="drop points farther than this from the centroid, mm")
-    prep.add_argument("--outliers", type=float, default=0.0, help="fraction of points replaced by junk")
+    prep.add_argument("--subjects", type=int, default=default.subjects, help="SFM: random identities")
+    prep.add_argument("--expressions", type=int, default=default.expressions,
+                      help="SFM: scans per identity (first neutral)")
+    prep.add_argument("--facescape-expressions", nargs="+", default=list(default.facescape_expressions),
+                      help="FaceScape: expressions to read")
+    prep.add_argument("--crop-radius", type=float, default=default.crop_radius,
+                      help="FaceScape: crop around the nose tip, mm")
+    prep.add_argument("--mm-per-unit", type=float, default=default.mm_per_unit, help="folder: millimetres per file unit")
+    prep.add_argument("--samples", type=int, default=default.samples, help="surface samples per mesh")
+    prep.add_argument("--points", type=int, default=default.points, help="points kept by farthest point sampling")
+    prep.add_argument("--val", type=float, default=default.val, help="validation subjects: fraction (< 1) or count")
+    prep.add_argument("--test", type=float, default=default.test, help="test subjects: fraction (< 1) or count")
+    prep.add_argument("--seed", type=int, default=default.seed, help="seed of identities, sampling and splits")
+    prep.add_argument("--noise", type=float, default=effects.noise, help="scanner noise, mm (standard deviation)")
+    prep.add_argument("--holes", type=int, default=effects.holes, help="holes punched per scan")
+    prep.add_argument("--hole-radius", type=float, default=effects.hole_radius, help="mm")
+    prep.add_argument("--crop", type=float, default=effects.crop,
+                      help="drop points farther than this from the centroid, mm (0: none)")
+    prep.add_argument("--outliers", type=float, default=effects.outliers, help="fraction of points replaced by junk")
     prep.add_argument("--cache-dir", default="cache", help="where caches live (one folder per configuration)")
-    prep.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    prep.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(run=_prepare)
 
-    tr = commands.add_parser("train", help="train a model on a prepared cache (works under torchrun)")
+    tr = commands.add_parser("train", help="train a model on a prepared cache (works under torchrun)", formatter_class=Help)
     tr.add_argument("--config", help="YAML experiment config (configs/*.yaml); defaults without one")
     tr.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
                     help="override any config field, e.g. data.cache=cache/sfm-... optim.lr=1e-3 model.channels=[8,16]")
     tr.add_argument("--resume", action="store_true", help="continue from run.output/last.pt if it exists")
-    tr.add_argument("--quiet", action="store_true")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(run=_train)
 
-    ev = commands.add_parser("evaluate", help="the report's test matrix on a prepared split")
-    ev.add_argument("--checkpoint", required=True)
+    ev = commands.add_parser("evaluate", help="the report's test matrix on a prepared split", formatter_class=Help)
+    ev.add_argument("--checkpoint", required=True, help="a checkpoint written by train")
     ev.add_argument("--cache", required=True, help="a prepared cache folder")
     ev.add_argument("--output", default="reports/evaluation", help="report folder")
-    ev.add_argument("--split", default="test", choices=["train", "val", "test"])
-    ev.add_argument("--preprocessing", nargs="+", default=["none", "icp", "raw"], choices=["none", "icp", "raw"])
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
+    ev.add_argument("--preprocessing", nargs="+", default=["none", "icp", "raw"], choices=["none", "icp", "raw"],
+                    help="none: canonical pose; icp: realigned after the motion; raw: as moved")
     ev.add_argument("--perturbations", nargs="+", default=["rotation", "translation", "both"],
                     choices=["rotation", "translation", "both"])
     ev.add_argument("--translation", type=float, default=1.0, help="largest translation, unit-sphere units")
     ev.add_argument("--baseline", nargs="*", default=["raw / both"],
                     help="conditions that also get the ICP mean-face baseline ('all' for every one)")
-    ev.add_argument("--batch-size", type=int, default=4)
+    ev.add_argument("--batch-size", type=int, default=4, help="scans per forward pass")
     ev.add_argument("--limit", type=int, help="evaluate the first n scans only")
     ev.add_argument("--seed", type=int, default=1234, help="seed of the test poses")
     ev.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
-    ev.add_argument("--quiet", action="store_true")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(run=_evaluate)
 
-    pr = commands.add_parser("predict", help="landmarks for scans in any pose (.obj .ply .stl .off .npy .xyz)")
-    pr.add_argument("scans", nargs="+")
-    pr.add_argument("--checkpoint", required=True)
-    pr.add_argument("--output", default="predictions")
-    pr.add_argument("--format", choices=["csv", "json"], default="csv")
-    pr.add_argument("--no-picture", action="store_true")
+    pr = commands.add_parser("predict", help="landmarks for scans in any pose (.obj .ply .stl .off .npy .xyz)", formatter_class=Help)
+    pr.add_argument("scans", nargs="+", help="mesh or point-cloud files, in millimetres")
+    pr.add_argument("--checkpoint", required=True, help="a checkpoint written by train")
+    pr.add_argument("--output", default="predictions", help="folder for landmark files and pictures")
+    pr.add_argument("--format", choices=["csv", "json"], default="csv", help="landmark file format")
+    pr.add_argument("--no-picture", action="store_true", help="skip the picture of each scan (faster)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     pr.set_defaults(run=_predict)
 
-    demo = commands.add_parser("demo", help="prepare Surrey Face Model faces, train, evaluate in random poses")
+    convert = commands.add_parser("convert-checkpoint", formatter_class=Help,
+                                  help="rewrite a checkpoint of se3unet < 0.2 in today's format (unpickles it: "
+                                       "only for files you trust)")
+    convert.add_argument("old", help="checkpoint written by se3unet < 0.2")
+    convert.add_argument("new", help="where to write the converted checkpoint")
+    convert.add_argument("--inference-only", action="store_true", help="leave out the optimizer state (to ship)")
+    convert.set_defaults(run=_convert_checkpoint)
+
+    demo = commands.add_parser("demo", help="prepare Surrey Face Model faces, train, evaluate in random poses", formatter_class=Help)
     demo.add_argument("--sfm-dir", help="Surrey Face Model folder (default $SE3UNET_SFM_DIR)")
-    demo.add_argument("--output", default="runs/demo")
-    demo.add_argument("--subjects", type=int, default=300)
+    demo.add_argument("--output", default="runs/demo", help="folder for the cache, the run and the report")
+    demo.add_argument("--subjects", type=int, default=300, help="random SFM identities")
     demo.add_argument("--points", type=int, default=512, help="points per scan after FPS")
-    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--epochs", type=int, default=8, help="planned epochs (the time limit may cut them)")
     demo.add_argument("--minutes", type=float, default=6.5, help="training time limit")
     demo.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
                       help="override experiment fields, as for train")
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -26,18 +26,22 @@ class LandmarkDataset(torch.utils.data.Dataset):
     ``fixed_pose`` keeps epoch 0's poses (for evaluation).
     realign: ICP to the cache's reference face after the motion, by shape alone.
     hierarchy: a function positions [1, N, 3] -> levels (e.g. ``SE3Unet.hierarchy``). Its
-    indices do not depend on the pose, so it is computed once per scan and reposed after.
+    indices do not depend on the pose, so for training it is computed once per scan and
+    reposed after; ``rebuild_hierarchy`` builds it from each posed scan instead, as a user's
+    scan would be (evaluation: it tests that FPS and kNN choose the same points in any pose).
     """
 
     def __init__(self, cache: Union[str, Path], split: str, sigma: float = 0.08, threshold: float = 0.5,
                  rotate: bool = True, translation: float = 0.0, realign: bool = False,
-                 hierarchy: Optional[HierarchyBuilder] = None, seed: int = 0, fixed_pose: bool = False):
+                 hierarchy: Optional[HierarchyBuilder] = None, seed: int = 0, fixed_pose: bool = False,
+                 rebuild_hierarchy: bool = False):
         self.cache, self.split = Path(cache), split
         self.data = load_split(self.cache, split)
         self.reference = ReferenceFace.load(self.cache / "reference.npz") if realign else None
         self.sigma, self.threshold = sigma, threshold
         self.rotate, self.translation, self.realign = rotate, translation, realign
         self.hierarchy_builder, self.seed, self.fixed_pose = hierarchy, seed, fixed_pose
+        self.rebuild_hierarchy = rebuild_hierarchy
         self.epoch = 0
         self._hierarchies: Dict[int, List[Level]] = {}
 
@@ -80,7 +84,9 @@ class LandmarkDataset(torch.utils.data.Dataset):
             "rotation": torch.from_numpy(rotation.astype(np.float32)),
             "translation": torch.from_numpy(translation.astype(np.float32)),
         }
-        if self.hierarchy_builder is not None:
+        if self.hierarchy_builder is not None and self.rebuild_hierarchy:
+            item["hierarchy"] = self.hierarchy_builder(item["points"][None])
+        elif self.hierarchy_builder is not None:
             if index not in self._hierarchies:
                 # Built from the stored (canonical) scan, so the cached indices and weights are
                 # the same bits whichever epoch first asks for them: runs stay repeatable.

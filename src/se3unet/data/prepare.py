@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..atomic import write_atomically, write_text_atomically
+from ..choices import check_choices
 from .errors import DataError
-from .preprocess import PreparedScan, ScannerEffects, prepare_points, sample_surface
+from .preprocess import PreparedScan, ScannerEffects, prepare_points, surface_points
+from .reference import medoid_reference, sfm_mean_reference
 from .sources import ArchiveSource, Entry, FaceScapeSource, FolderSource, SurreyFaceSource
 
-CACHE_VERSION = 1  # bump when preprocessing changes what a cache holds
+CACHE_VERSION = 2  # bump when preprocessing changes what a cache holds (2: normals estimated and oriented)
 SHARD_SIZE = 64
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -33,7 +34,7 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    source: str = "sfm"  # sfm | facescape | archive | folder
+    source: Literal["sfm", "facescape", "archive", "folder"] = "sfm"
     path: Optional[str] = None  # SFM folder, FaceScape root, archive file or scan folder
     landmark_indices: Optional[str] = None  # FaceScape: landmark_indices.npz
     subjects: int = 200  # SFM: identities
@@ -47,6 +48,9 @@ class PrepareConfig:
     test: float = 0.2
     seed: int = 0
     scanner: ScannerEffects = field(default_factory=ScannerEffects)
+
+    def __post_init__(self):
+        check_choices(self, "prepare")
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -114,15 +118,10 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
         unit = raw.mm_per_unit
         landmarks = raw.landmarks * unit
         surface = raw.surface
-        if surface.is_mesh:
-            points, normals = sample_surface(surface.vertices * unit, surface.triangles, config.samples, rng)
-        else:
-            points, normals = surface.vertices * unit, surface.normals
-            if len(points) > config.samples:
-                keep = rng.choice(len(points), config.samples, replace=False)
-                points, normals = points[keep], None if normals is None else normals[keep]
+        points, normals = surface_points(surface.vertices * unit, surface.triangles, surface.normals,
+                                         config.samples, rng)
         if config.scanner.active:
-            points, normals = config.scanner.apply(points, normals if normals is not None else np.zeros_like(points), rng)
+            points, normals = config.scanner.apply(points, normals, rng)
         if len(points) < config.points:
             raise DataError(entry.origin, f"only {len(points)} points after sampling, {config.points} needed")
         return prepare_points(points, normals, landmarks, config.points, 1.0, entry.subject, entry.expression)
@@ -139,22 +138,7 @@ def _work(job: Tuple[Entry, int]) -> PreparedScan:
 # --- writing ------------------------------------------------------------------------------------
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def stack_scans(scans: List[PreparedScan], origins: List[str]) -> Dict[str, np.ndarray]:
@@ -191,8 +175,6 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
             progress: bool = True) -> PrepareResult:
     """Builds (or reuses) the cache for ``config`` under ``cache_root``."""
     from tqdm import tqdm
-
-    from .reference import build_reference
 
     folder = cache_path(config, cache_root)
     manifest = folder / MANIFEST
@@ -244,12 +226,21 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     if not reference.is_file():
         atomic_save_npz(reference, **build_reference(config, folder))
     sizes = {name: len(jobs[name]) for name in SPLITS}
-    atomic_write_text(manifest, json.dumps({
+    write_text_atomically(manifest, json.dumps({
         "config": config.to_dict(), "sizes": sizes, "version": CACHE_VERSION,
         "subjects": {name: len(splits[name]) for name in SPLITS},
         "landmark_names": getattr(source, "landmark_names", None),
     }, indent=2))
     return PrepareResult(folder, sizes, done / seconds if seconds > 0 and done else 0.0, False)
+
+
+def build_reference(config: PrepareConfig, folder: Path) -> Dict[str, np.ndarray]:
+    """The reference face of a cache: the SFM's mean face, or the training medoid."""
+    if config.source == "sfm":
+        from .sfm import SurreyFaceModel
+
+        return sfm_mean_reference(SurreyFaceModel(config.path), config.samples, config.points, config.seed).arrays()
+    return medoid_reference(load_split_shards(folder, "train")).arrays()
 
 
 def load_split(folder: Union[str, Path], split: str) -> Dict[str, np.ndarray]:

@@ -18,26 +18,68 @@ from ..geometry.fps import farthest_point_sample
 def sample_surface(vertices: np.ndarray, triangles: np.ndarray, count: int,
                    rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """``count`` points uniformly on the mesh surface (area-weighted), with the unit normal of
-    the triangle each lies on."""
+    the triangle each lies on, its sign arbitrary (``orient_normals`` decides it).
+
+    Each triangle's vertices are sorted first: a sample's place in its triangle depends on the
+    vertex order, so a file and the same file with the other winding give the same points."""
     import trimesh
 
-    mesh = trimesh.Trimesh(vertices=vertices, faces=triangles, process=False)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=np.sort(triangles, axis=1), process=False)
     points, face_index = trimesh.sample.sample_surface(mesh, count, seed=rng)
     return np.asarray(points, dtype=np.float64), np.asarray(mesh.face_normals[face_index], dtype=np.float64)
 
 
+def orient_normals(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Each normal turned to point away from the cloud's centroid (outwards for a face or head
+    scan). The one orientation rule for every input: a mesh's face normals follow its file's
+    winding and a cloud's given normals may point either way, so both are re-oriented; the
+    centroid moves with the cloud, so the rule does not depend on the pose."""
+    outward = ((points - points.mean(0)) * normals).sum(1, keepdims=True)
+    return normals * np.where(outward < 0, -1.0, 1.0)
+
+
 def estimate_normals(points: np.ndarray, neighbours: int = 16) -> np.ndarray:
     """Unit normals of a cloud without them: the direction of least spread of each point's
-    neighbourhood, turned to point away from the cloud's centroid (outwards for a face or head
-    scan). Depends on distances only, so it turns with the cloud."""
+    neighbourhood, oriented by ``orient_normals``. Depends on distances only, so it turns with
+    the cloud."""
     from scipy.spatial import cKDTree
 
     _, index = cKDTree(points).query(points, k=min(neighbours, len(points)))
     local = points[index] - points[index].mean(axis=1, keepdims=True)
     _, vectors = np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))
-    normals = vectors[:, :, 0]
-    outward = np.sign(((points - points.mean(0)) * normals).sum(1, keepdims=True))
-    return normals * np.where(outward == 0, 1.0, outward)
+    return orient_normals(points, vectors[:, :, 0])
+
+
+def surface_points(vertices: np.ndarray, triangles: Optional[np.ndarray], normals: Optional[np.ndarray],
+                   samples: int, rng: np.random.Generator) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """A mesh's surface sampled at ``samples`` points (with face normals), or a cloud's points
+    (and normals, if it has them), a random ``samples`` of them when it has more."""
+    if triangles is not None:
+        return sample_surface(vertices, triangles, samples, rng)
+    if len(vertices) > samples:
+        keep = rng.choice(len(vertices), samples, replace=False)
+        return vertices[keep], None if normals is None else normals[keep]
+    return vertices, normals
+
+
+@dataclass
+class ModelInput:
+    """A scan as the model reads it: FPS points in the unit sphere and their oriented normals."""
+
+    points: np.ndarray  # [N, 3] float32, centroid at 0, inside the unit sphere
+    normals: np.ndarray  # [N, 3] float32, unit, oriented away from the centroid
+    centre: np.ndarray  # [3]: original = points * scale + centre
+    scale: float
+    keep: np.ndarray  # [N] indices of the kept points in the dense cloud
+
+
+def model_input(points: np.ndarray, normals: Optional[np.ndarray], num_points: int) -> ModelInput:
+    """The one scan -> model input step, shared by `prepare` and `predict`: normals estimated
+    when missing and oriented by one rule, exact FPS to ``num_points``, unit-sphere scaling."""
+    normals = estimate_normals(points) if normals is None else orient_normals(points, normals)
+    keep = farthest_points(points, num_points)
+    unit, centre, scale = normalise(points[keep])
+    return ModelInput(unit.astype(np.float32), normals[keep].astype(np.float32), centre, scale, keep)
 
 
 def farthest_points(points: np.ndarray, count: int) -> np.ndarray:
@@ -68,21 +110,13 @@ def binary_labels(heatmaps: np.ndarray, threshold: float) -> np.ndarray:
     return heatmaps > threshold
 
 
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """Uniform over SO(3): a normalised Gaussian quaternion."""
-    w, x, y, z = (q := rng.standard_normal(4)) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
-
-
 def random_rigid_motion(rng: np.random.Generator, translation: float = 0.0,
                         rotate: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """(R, t): R uniform over SO(3) (or identity), t uniform in [-translation, translation]^3;
     applied as p @ R.T + t."""
-    rotation = random_rotation(rng) if rotate else np.eye(3)
+    from scipy.spatial.transform import Rotation
+
+    rotation = Rotation.random(random_state=rng).as_matrix() if rotate else np.eye(3)
     return rotation, rng.uniform(-translation, translation, size=3) if translation else np.zeros(3)
 
 
@@ -96,15 +130,15 @@ class ScannerEffects:
     crop: float = 0.0  # remove points farther than this from the centroid (0: none)
     outliers: float = 0.0  # fraction of points replaced by uniform junk in the bounding box
 
-    def apply(self, points: np.ndarray, normals: np.ndarray,
-              rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    def apply(self, points: np.ndarray, normals: Optional[np.ndarray],
+              rng: np.random.Generator) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         keep = np.ones(len(points), dtype=bool)
         if self.crop > 0:
             keep &= np.linalg.norm(points - points.mean(0), axis=1) <= self.crop
         for _ in range(self.holes):
             centre = points[rng.integers(len(points))]
             keep &= np.linalg.norm(points - centre, axis=1) > self.hole_radius
-        points, normals = points[keep], normals[keep]
+        points, normals = points[keep], None if normals is None else normals[keep]
         if self.noise > 0:
             points = points + rng.normal(0.0, self.noise, points.shape)
         if self.outliers > 0 and len(points):
@@ -125,7 +159,7 @@ class PreparedScan:
     """One scan after preprocessing, in its normalised frame."""
 
     points: np.ndarray  # [N, 3] float32, unit sphere, centroid at 0
-    normals: np.ndarray  # [N, 3] float32 (zeros when the source has none)
+    normals: np.ndarray  # [N, 3] float32, given or estimated, oriented away from the centroid
     landmarks: np.ndarray  # [K, 3] float32, same frame (NaN where missing)
     scale: float  # mm per unit
     subject: str
@@ -134,14 +168,10 @@ class PreparedScan:
 
 def prepare_points(points: np.ndarray, normals: Optional[np.ndarray], landmarks: np.ndarray,
                    num_points: int, mm_per_unit: float, subject: str, expression: str) -> PreparedScan:
-    """FPS to ``num_points`` and normalise; landmarks follow the points' transform."""
-    if normals is None:
-        normals = np.zeros_like(points)
-    keep = farthest_points(points, num_points)
-    points, normals = points[keep], normals[keep]
-    unit, centre, scale = normalise(points)
+    """``model_input`` of a training scan; its landmarks follow the points' transform."""
+    scan = model_input(points, normals, num_points)
     return PreparedScan(
-        points=unit.astype(np.float32), normals=normals.astype(np.float32),
-        landmarks=((landmarks - centre) / scale).astype(np.float32), scale=scale * mm_per_unit,
+        points=scan.points, normals=scan.normals,
+        landmarks=((landmarks - scan.centre) / scan.scale).astype(np.float32), scale=scan.scale * mm_per_unit,
         subject=subject, expression=expression,
     )

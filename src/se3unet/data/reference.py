@@ -46,12 +46,3 @@ def medoid_reference(train: Dict[str, np.ndarray]) -> ReferenceFace:
     i = int(np.nanargmin(distance))
     return ReferenceFace(train["points"][i], train["normals"][i], train["landmarks"][i], float(train["scale"][i]))
 
-
-def build_reference(config, folder: Path) -> Dict[str, np.ndarray]:
-    if config.source == "sfm":
-        from .sfm import SurreyFaceModel
-
-        return sfm_mean_reference(SurreyFaceModel(config.path), config.samples, config.points, config.seed).arrays()
-    from .prepare import load_split_shards
-
-    return medoid_reference(load_split_shards(folder, "train")).arrays()

@@ -58,14 +58,18 @@ class SurreyFaceSource:
 
     def load(self, key) -> RawScan:
         subject, expression = key
-        rng = np.random.default_rng([self.seed, subject, expression])
-        alpha = rng.standard_normal(self.model.num_components)
+        alpha = self.identity(subject)
         weights = {}
-        if expression > 0:
+        if expression > 0:  # the expression alone comes from (seed, subject, expression)
+            rng = np.random.default_rng([self.seed, subject, expression])
             names = sorted(self.model.blendshapes)
             weights[names[rng.integers(len(names))]] = float(rng.random())
         vertices = self.model.vertices(alpha, weights)
         return RawScan(Surface(vertices, self.model.triangles), self.model.landmarks(vertices))
+
+    def identity(self, subject: int) -> np.ndarray:
+        """The shape coefficients of one subject, shared by all its scans: from (seed, subject)."""
+        return np.random.default_rng([self.seed, subject]).standard_normal(self.model.num_components)
 
     def entries(self) -> List[Entry]:
         return [

@@ -18,17 +18,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .. import plots
 from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
 from ..data.reference import ReferenceFace
-from ..model import SE3Unet, UNetConfig
-from ..train.checkpoint import load_checkpoint
-from ..train.distributed import choose_device
-from ..train.losses import predicted_heatmaps
+from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, load_model
+from ..model import SE3Unet
 from .baseline import baseline_landmarks
-from .landmarks import landmark_errors_mm, landmarks_from_heatmaps
 from .metrics import IOU_THRESHOLDS, THRESHOLDS, error_statistics, iou_per_landmark, precision_recall_f1
-from . import plots
 
 PERTURBATIONS = ("rotation", "translation", "both")
 
@@ -54,23 +51,23 @@ def test_matrix(preprocessing: Sequence[str] = ("none", "icp", "raw"),
     return conditions
 
 
-def load_model(checkpoint_path, device: str = "cpu") -> Tuple[SE3Unet, Dict]:
-    saved = load_checkpoint(checkpoint_path, device)
-    model = SE3Unet(UNetConfig.from_dict(saved["model_config"]))
-    model.load_state_dict(saved["model"])
-    return model.to(device).eval(), saved
+def check_point_count(checkpoint: Checkpoint, manifest: Dict, cache: Path) -> None:
+    """A model reads clouds of the size it was trained on: scans of another size are refused."""
+    trained, cached = checkpoint.inference.scan.points, int(manifest["config"]["points"])
+    if trained != cached:
+        raise ValueError(f"{cache}: its scans have {cached} points, the model was trained on {trained}; "
+                         f"prepare the data with --points {trained}")
 
 
 @torch.no_grad()
-def evaluate_condition(model: SE3Unet, saved: Dict, cache: Path, split: str, condition: Condition,
+def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, split: str, condition: Condition,
                        translation: float, batch_size: int, baseline: bool, seed: int, limit: Optional[int],
                        progress, device: torch.device = torch.device("cpu")) -> Dict[str, object]:
-    experiment = saved["experiment"]
-    loss_name = experiment["loss"]["name"]
-    data = experiment["data"]
-    dataset = LandmarkDataset(cache, split, data["sigma"], data["threshold"], rotate=condition.rotate,
+    scan, decoding = checkpoint.inference.scan, checkpoint.inference.decoding
+    # The hierarchy is built from each posed scan, as it would be for a user's scan.
+    dataset = LandmarkDataset(cache, split, scan.sigma, scan.threshold, rotate=condition.rotate,
                               translation=translation if condition.translate else 0.0, realign=condition.realign,
-                              hierarchy=model.hierarchy, seed=seed, fixed_pose=True)
+                              hierarchy=model.hierarchy, seed=seed, fixed_pose=True, rebuild_hierarchy=True)
     reference = ReferenceFace.load(cache / "reference.npz") if baseline else None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
@@ -79,8 +76,7 @@ def evaluate_condition(model: SE3Unet, saved: Dict, cache: Path, split: str, con
         on_device = to_device(batch, device)
         logits = model(on_device["points"], on_device["hierarchy"],
                        normals=on_device["normals"] if model.config.normals else None)
-        heat = predicted_heatmaps(loss_name, logits).cpu()  # metrics and plots on the CPU
-        predicted = landmarks_from_heatmaps(batch["points"], heat)
+        heat, predicted = decode(logits.cpu(), batch["points"], decoding)  # metrics and plots on the CPU
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
         heat_all.append(heat)
         labels_all.append(batch["labels"])
@@ -137,6 +133,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     device = choose_device(device)
     model, saved = load_model(checkpoint, device)
     manifest = json.loads((cache / MANIFEST).read_text())
+    check_point_count(saved, manifest, cache)
     names = manifest.get("landmark_names") or [str(i + 1) for i in range(model.config.num_outputs)]
     results = {}
     for condition in test_matrix(preprocessing, perturbations):

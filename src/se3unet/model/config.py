@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Literal, Tuple
 
-from .pooling import AGGREGATIONS
+from ..choices import check_choices
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,9 @@ class UNetConfig:
     recompute: bool = True
 
     def __post_init__(self):
+        check_choices(self, "model")
         if len(self.channels) < 1:
             raise ValueError("channels needs one entry per level")
-        if self.pooling not in AGGREGATIONS:
-            raise ValueError(f"pooling must be one of {AGGREGATIONS}, got {self.pooling!r}")
-        if self.join not in ("sum", "concat"):
-            raise ValueError(f"join must be 'sum' or 'concat', got {self.join!r}")
         if 0 not in self.degrees or 1 not in self.degrees:
             raise ValueError(f"degrees must include 0 and 1 (the inputs' degrees), got {self.degrees}")
 

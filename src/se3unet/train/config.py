@@ -11,10 +11,11 @@ import copy
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Literal, Optional, Sequence, Union
 
 import yaml
 
+from ..choices import check_choices
 from ..model import UNetConfig, preset
 
 
@@ -46,15 +47,15 @@ class DataSettings:
 
 @dataclass
 class LossSettings:
-    name: str = "heatmap_ce"  # bce | focal | awing | heatmap_ce
-    reduction: str = "mean"  # sum | mean
+    name: Literal["bce", "focal", "awing", "heatmap_ce"] = "heatmap_ce"
+    reduction: Literal["sum", "mean"] = "mean"
     focal_alpha: float = 0.98
     focal_gamma: float = 3.0
 
 
 @dataclass
 class OptimSettings:
-    optimizer: str = "adam"  # adam | adamw
+    optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 4
@@ -69,7 +70,7 @@ class OptimSettings:
 class RunSettings:
     output: str = "runs/experiment"
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     time_limit: Optional[float] = None  # seconds of training, then stop after the batch
     val_scans: Optional[int] = None  # validate on the first n scans (None: all)
 
@@ -103,6 +104,7 @@ class ExperimentConfig:
             if set(given) - known:
                 raise ValueError(f"unknown {name} settings {sorted(set(given) - known)}; known: {sorted(known)}")
             built[name] = kind(**given)
+            check_choices(built[name], name)
         config = cls(**built)
         config.model_config()  # refuse bad model settings now, not mid-run
         return config

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..inference import choose_device
+
 
 @dataclass
 class Distributed:
@@ -40,19 +42,6 @@ class Distributed:
         value = torch.tensor([float(flag)], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
-
-
-def choose_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' asked for, but no CUDA device is available")
-        # TF32 matmuls break equivariance (NVIDIA's SE(3)-Transformer measured errors of 0.15).
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def setup(device_name: str = "auto") -> Distributed:

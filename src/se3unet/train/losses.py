@@ -88,12 +88,3 @@ def compute_loss(name: str, logits: torch.Tensor, batch: dict, pos_weight: Optio
     if name == "heatmap_ce":
         return heatmap_cross_entropy(logits, batch["heatmaps"], reduction)
     raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
-
-
-def predicted_heatmaps(name: str, logits: torch.Tensor) -> torch.Tensor:
-    """Per-point heatmap values in [0, 1] as the loss reads the logits: sigmoid for the
-    per-point losses, softmax over points scaled to peak 1 for heatmap_ce."""
-    if name == "heatmap_ce":
-        p = torch.softmax(logits, dim=1)
-        return p / p.amax(dim=1, keepdim=True).clamp_min(1e-12)
-    return torch.sigmoid(logits)

@@ -9,26 +9,29 @@ was never interrupted.
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import math
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from .. import __version__
 from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
-from ..data.reference import ReferenceFace
-from ..evaluate.landmarks import landmark_errors_mm, landmarks_from_heatmaps
 from ..evaluate.metrics import precision_recall_f1
-from ..model import SE3Unet
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..inference import (Checkpoint, Decoding, InferenceState, Provenance, ResumeState, ScanSettings, decode,
+                         landmark_errors_mm)
+from ..model import SE3Unet, UNetConfig
 from .config import ExperimentConfig
 from .distributed import Distributed, setup, teardown
-from .losses import compute_loss, positive_weights, predicted_heatmaps
+from .losses import compute_loss, positive_weights
 from .memory import release_freed_memory
 
 LAST, BEST = "last.pt", "best.pt"
@@ -46,7 +49,13 @@ def parameter_digest(model: torch.nn.Module) -> str:
 
 
 def batches(indices: List[int], size: int) -> List[List[int]]:
+    """Full batches only (training: every batch, and every rank's share, the same size)."""
     return [indices[i:i + size] for i in range(0, len(indices) - size + 1, size)] or [indices]
+
+
+def all_batches(indices: List[int], size: int) -> List[List[int]]:
+    """Every index, the last batch partial if need be (validation scores every scan)."""
+    return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
 def epoch_order(count: int, seed: int, epoch: int, state: Distributed, batch_size: int) -> List[int]:
@@ -63,21 +72,22 @@ def forward(model, batch: Dict, use_normals: bool) -> torch.Tensor:
 @torch.no_grad()
 def validate(model: SE3Unet, dataset: LandmarkDataset, loss_name: str, batch_size: int, device: torch.device,
              pos_weight: Optional[torch.Tensor], reduction: str, limit: Optional[int] = None) -> Dict[str, float]:
+    """Loss, landmark error and F1 at 0.5, averaged over every scan (the first ``limit``)."""
     was_training = model.training
     model.eval()
+    decoding = Decoding.for_loss(loss_name)
     losses, errors, f1 = [], [], []
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    for chunk in batches(list(range(count)), batch_size) if count >= batch_size else [list(range(count))]:
+    for chunk in all_batches(list(range(count)), batch_size):
         batch = to_device(collate([dataset[i] for i in chunk]), device)
         logits = forward(model, batch, model.config.normals)
-        losses.append(float(compute_loss(loss_name, logits, batch, pos_weight, reduction)))
-        heat = predicted_heatmaps(loss_name, logits)
-        predicted = landmarks_from_heatmaps(batch["points"], heat)
+        losses.append(float(compute_loss(loss_name, logits, batch, pos_weight, reduction)) * len(chunk))
+        heat, predicted = decode(logits, batch["points"], decoding)
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]).cpu())
         f1.append(float(precision_recall_f1(heat.cpu(), batch["labels"].cpu(), [0.5])["f1"][0]) * len(chunk))
     model.train(was_training)
     e = torch.cat(errors)
-    return {"val_loss": float(np.mean(losses)), "val_error_mm": float(e[torch.isfinite(e)].mean()),
+    return {"val_loss": sum(losses) / count, "val_error_mm": float(e[torch.isfinite(e)].mean()),
             "val_f1": sum(f1) / count}
 
 
@@ -139,43 +149,130 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         teardown(state)
 
 
-def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distributed, tqdm) -> Dict[str, object]:
-    d, o, run = config.data, config.optim, config.run
+@dataclass
+class Run:
+    """Everything one training run holds, built by ``start_run``."""
+
+    config: ExperimentConfig
+    state: Distributed
+    output: Path
+    model_config: UNetConfig
+    model: SE3Unet
+    network: torch.nn.Module  # the model, wrapped for DDP when distributed
+    train_set: LandmarkDataset
+    val_set: LandmarkDataset
+    pos_weight: Optional[torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    manifest: Dict[str, Any]
+    start_epoch: int = 0
+    step: int = 0
+    best: float = math.inf
+    history: List[Dict[str, float]] = field(default_factory=list)
+
+
+def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run:
+    """Datasets, model, optimizer and scheduler; resumed from ``last.pt`` when asked."""
+    d, o = config.data, config.optim
     if d.cache is None or not (Path(d.cache) / MANIFEST).is_file():
         raise FileNotFoundError(f"data.cache {d.cache!r} is not a prepared cache (run `se3unet prepare`)")
-    output = Path(run.output)
+    output = Path(config.run.output)
     if state.is_main:
         output.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(run.seed)
+    torch.manual_seed(config.run.seed)
     model_config = config.model_config()
     model = SE3Unet(model_config).to(state.device)
-    train_set = split_dataset(config, "train", model, run.seed)
-    val_set = split_dataset(config, "val", model, run.seed + 1, fixed_pose=True)
+    train_set = split_dataset(config, "train", model, config.run.seed)
+    val_set = split_dataset(config, "val", model, config.run.seed + 1, fixed_pose=True)
     if train_set.num_landmarks != model_config.num_outputs:
         raise ValueError(f"the cache has {train_set.num_landmarks} landmarks but the model {model_config.num_outputs} "
                          f"outputs: set model.num_outputs={train_set.num_landmarks}")
     pos_weight = training_pos_weight(train_set, d.sigma, d.threshold).to(state.device) if config.loss.name == "bce" else None
-
-    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(o.optimizer)
-    if optimizer_class is None:
-        raise ValueError(f"optim.optimizer must be adam or adamw, got {o.optimizer!r}")
+    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o.optimizer]
     optimizer = optimizer_class(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=o.t0 or o.epochs, eta_min=o.eta_min)
-
-    start_epoch, best, history, step = 0, math.inf, [], 0
+    run = Run(config, state, output, model_config, model, model, train_set, val_set, pos_weight, optimizer, scheduler,
+              json.loads((Path(d.cache) / MANIFEST).read_text()))
     if resume and (output / LAST).is_file():
-        saved = load_checkpoint(output / LAST, state.device)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        start_epoch, best, history, step = saved["epoch"] + 1, saved["best_error_mm"], saved["history"], saved["step"]
+        saved = Checkpoint.load(output / LAST, state.device)
+        if saved.resume is None:
+            raise ValueError(f"{output / LAST}: holds no training state to resume from")
+        model.load_state_dict(saved.inference.weights)
+        optimizer.load_state_dict(saved.resume.optimizer)
+        scheduler.load_state_dict(saved.resume.scheduler)
+        r = saved.resume
+        run.start_epoch, run.best, run.history, run.step = r.epoch + 1, r.best_error_mm, list(r.history), r.step
         if state.is_main:
-            truncate_log(output / "epochs.csv", start_epoch)
-            truncate_log(output / "steps.csv", start_epoch)
-    network = DistributedDataParallel(model) if state.enabled else model
+            truncate_log(output / "epochs.csv", run.start_epoch)
+            truncate_log(output / "steps.csv", run.start_epoch)
+    run.network = DistributedDataParallel(model) if state.enabled else model
+    return run
 
-    reference = ReferenceFace.load(Path(d.cache) / "reference.npz")
-    manifest = json.loads((Path(d.cache) / MANIFEST).read_text())
+
+def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog"], writer, tqdm,
+                progress: bool) -> tuple:
+    """One epoch of optimizer steps: (losses, stopped by the time limit)."""
+    config, o, state = run.config, run.config.optim, run.state
+    run.train_set.set_epoch(epoch)
+    groups = batches(epoch_order(len(run.train_set), config.run.seed, epoch, state, o.batch_size), o.batch_size)
+    bar = tqdm(groups, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not (progress and state.is_main), leave=False)
+    losses = []
+    run.optimizer.zero_grad(set_to_none=True)
+    for i, group in enumerate(bar):
+        batch = to_device(collate([run.train_set[j] for j in group]), state.device)
+        loss = compute_loss(config.loss.name, forward(run.network, batch, run.model_config.normals), batch,
+                            run.pos_weight, config.loss.reduction, config.loss.focal_alpha, config.loss.focal_gamma)
+        (loss / o.accumulate).backward()
+        losses.append(float(loss.detach()))
+        if (i + 1) % o.accumulate == 0 or i + 1 == len(groups):
+            optimizer_step(run, epoch, (i + 1) / len(groups), losses[-1], step_log, writer)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if config.run.time_limit and state.any_rank(time.perf_counter() - started > config.run.time_limit):
+            bar.close()
+            return losses, True
+    bar.close()
+    return losses, False
+
+
+def optimizer_step(run: Run, epoch: int, fraction: float, loss: float, step_log: Optional["CsvLog"], writer) -> None:
+    """Clip, step, log; ``fraction`` of the epoch done moves the warm-restart schedule."""
+    o = run.config.optim
+    if o.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), o.grad_clip)
+    lr = run.optimizer.param_groups[0]["lr"]  # the rate this step used
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.state.device.type == "cpu" and run.model_config.recompute:  # memory over speed
+        release_freed_memory()
+    run.scheduler.step(epoch + fraction)
+    run.step += 1
+    if run.state.is_main:
+        step_log.write({"epoch": epoch, "step": run.step, "loss": loss, "lr": lr})
+        if writer:
+            writer.add_scalar("train/loss", loss, run.step)
+            writer.add_scalar("train/lr", lr, run.step)
+
+
+def make_checkpoint(run: Run, epoch: int) -> Checkpoint:
+    """The typed checkpoint of the run now: what inference needs, and the state to resume."""
+    config, scan_config = run.config, run.manifest["config"]
+    inference = InferenceState(
+        model_config=run.model_config.to_dict(), weights=run.model.state_dict(),
+        landmark_names=run.manifest.get("landmark_names") or [str(i + 1) for i in range(run.model_config.num_outputs)],
+        scan=ScanSettings(samples=int(scan_config["samples"]), points=int(scan_config["points"]),
+                          sigma=config.data.sigma, threshold=config.data.threshold, normals=run.model_config.normals),
+        decoding=Decoding.for_loss(config.loss.name),
+        provenance=Provenance(command=" ".join(sys.argv), data_digest=Path(config.data.cache).name,
+                              date=datetime.datetime.now().isoformat(timespec="seconds"), version=__version__),
+    )
+    resume = ResumeState(run.optimizer.state_dict(), run.scheduler.state_dict(), epoch, run.step, run.history,
+                         run.best, config.to_dict())
+    return Checkpoint(inference, resume)
+
+
+def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distributed, tqdm) -> Dict[str, object]:
+    run = start_run(config, resume, state)
+    output, o = run.output, config.optim
     writer = _tensorboard(output) if state.is_main else None
     epoch_log = step_log = None
     if state.is_main:
@@ -186,78 +283,47 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
 
     started = time.perf_counter()
     stopped_early = False
-    for epoch in range(start_epoch, o.epochs):
-        train_set.set_epoch(epoch)
-        order = epoch_order(len(train_set), run.seed, epoch, state, o.batch_size)
-        groups = batches(order, o.batch_size)
-        bar = tqdm(groups, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not (progress and state.is_main), leave=False)
-        losses, epoch_start = [], time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        for i, group in enumerate(bar):
-            batch = to_device(collate([train_set[j] for j in group]), state.device)
-            loss = compute_loss(config.loss.name, forward(network, batch, model_config.normals), batch, pos_weight,
-                                config.loss.reduction, config.loss.focal_alpha, config.loss.focal_gamma)
-            (loss / o.accumulate).backward()
-            losses.append(float(loss.detach()))
-            if (i + 1) % o.accumulate == 0 or i + 1 == len(groups):
-                if o.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if state.device.type == "cpu" and model_config.recompute:  # memory over speed
-                    release_freed_memory()
-                scheduler.step(epoch + (i + 1) / len(groups))
-                step += 1
-                if state.is_main:
-                    step_log.write({"epoch": epoch, "step": step, "loss": losses[-1], "lr": lr})
-                    if writer:
-                        writer.add_scalar("train/loss", losses[-1], step)
-                        writer.add_scalar("train/lr", lr, step)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if run.time_limit and state.any_rank(time.perf_counter() - started > run.time_limit):
-                stopped_early = True
-                break
-        bar.close()
-
-        metrics = validate(model, val_set, config.loss.name, o.batch_size, state.device, pos_weight,
-                           config.loss.reduction, run.val_scans) if state.is_main else {}
-        row = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
-               "seconds": time.perf_counter() - epoch_start, **metrics}
-        history.append(row)
+    for epoch in range(run.start_epoch, o.epochs):
+        epoch_start = time.perf_counter()
+        losses, stopped_early = train_epoch(run, epoch, started, step_log, writer, tqdm, progress)
+        metrics = validate(run.model, run.val_set, config.loss.name, o.batch_size, state.device, run.pos_weight,
+                           config.loss.reduction, config.run.val_scans) if state.is_main else {}
+        row = {"epoch": epoch, "step": run.step, "train_loss": float(np.mean(losses)),
+               "lr": run.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - epoch_start, **metrics}
+        run.history.append(row)
         if state.is_main:
-            epoch_log.write(row)
-            if writer:
-                for key in ("val_loss", "val_error_mm", "val_f1"):
-                    writer.add_scalar(f"val/{key[4:]}", row[key], epoch)
-                writer.add_scalar("train/epoch_loss", row["train_loss"], epoch)
-            checkpoint = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch, "step": step, "history": history, "model_config": model_config.to_dict(),
-                "experiment": config.to_dict(), "reference": reference.arrays(), "landmark_count": train_set.num_landmarks,
-                "data_config": manifest["config"], "landmark_names": manifest.get("landmark_names"),
-                "best_error_mm": min(best, row["val_error_mm"]),
-            }
-            if row["val_error_mm"] < best:
-                best = row["val_error_mm"]
-                save_checkpoint(checkpoint, output / BEST)
-            save_checkpoint(checkpoint, output / LAST)
-            if progress:
-                tqdm.write(f"epoch {epoch + 1}/{o.epochs}: loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
-                           f"val error {row['val_error_mm']:.2f} mm, val F1@0.5 {row['val_f1']:.3f}, "
-                           f"{row['seconds']:.0f} s")
+            end_epoch(run, epoch, row, epoch_log, writer, tqdm if progress else None)
         state.barrier()
         if stopped_early:
             break
 
-    summary = {"output": str(output), "epochs": len(history), "steps": step, "best_val_error_mm": best,
+    summary = {"output": str(output), "epochs": len(run.history), "steps": run.step, "best_val_error_mm": run.best,
                "seconds": time.perf_counter() - started, "stopped_by_time_limit": stopped_early,
-               "rank": state.rank, "world_size": state.world_size, "weights_digest": parameter_digest(model)}
+               "rank": state.rank, "world_size": state.world_size, "weights_digest": parameter_digest(run.model)}
     if state.is_main:
-        from ..evaluate.plots import training_curves
+        from ..plots import training_curves
 
         training_curves(output / "steps.csv", output / "epochs.csv", output / "training.png")
         (output / "summary.json").write_text(json.dumps(summary, indent=2))
         if writer:
             writer.close()
     return summary
+
+
+def end_epoch(run: Run, epoch: int, row: Dict[str, float], epoch_log: "CsvLog", writer, tqdm) -> None:
+    """Logs the epoch and writes last.pt (and best.pt when validation improved)."""
+    epoch_log.write(row)
+    if writer:
+        for key in ("val_loss", "val_error_mm", "val_f1"):
+            writer.add_scalar(f"val/{key[4:]}", row[key], epoch)
+        writer.add_scalar("train/epoch_loss", row["train_loss"], epoch)
+    improved = row["val_error_mm"] < run.best
+    run.best = min(run.best, row["val_error_mm"])
+    checkpoint = make_checkpoint(run, epoch)
+    if improved:
+        checkpoint.save(run.output / BEST)
+    checkpoint.save(run.output / LAST)
+    if tqdm is not None:
+        tqdm.write(f"epoch {epoch + 1}/{run.config.optim.epochs}: loss {row['train_loss']:.4f}, val loss "
+                   f"{row['val_loss']:.4f}, val error {row['val_error_mm']:.2f} mm, val F1@0.5 {row['val_f1']:.3f}, "
+                   f"{row['seconds']:.0f} s")

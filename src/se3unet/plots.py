@@ -6,11 +6,8 @@ import csv
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no backend chosen, no global figure registry
 
 PathLike = Union[str, Path]
 
@@ -18,7 +15,6 @@ PathLike = Union[str, Path]
 def _save(fig, out: PathLike, dpi: int = 110) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=dpi)
-    plt.close(fig)  # figures are not freed otherwise: evaluate writes many
 
 
 def _read_csv(path: PathLike) -> Dict[str, np.ndarray]:
@@ -32,7 +28,8 @@ def _read_csv(path: PathLike) -> Dict[str, np.ndarray]:
 def training_curves(steps_csv: PathLike, epochs_csv: PathLike, out: PathLike) -> None:
     """The report's four panels: training loss, learning rate, steps per epoch, validation."""
     steps, epochs = _read_csv(steps_csv), _read_csv(epochs_csv)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    fig = Figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, 2)
     if steps:
         axes[0, 0].plot(steps["step"], steps["loss"], lw=0.8, alpha=0.5, label="per step")
     if epochs:
@@ -57,7 +54,8 @@ def training_curves(steps_csv: PathLike, epochs_csv: PathLike, out: PathLike) ->
 
 def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
     """Precision-recall (points over thresholds) and F1 against threshold, one line per condition."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    a, b = fig.subplots(1, 2)
     for name, r in results.items():
         a.plot(r["recall"], r["precision"], "o-", ms=3, label=name)
         b.plot(r["thresholds"], r["f1"], "o-", ms=3, label=name)
@@ -69,7 +67,8 @@ def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
 
 def ced_curves(curves: Dict[str, Dict], out: PathLike) -> None:
     """Cumulative error distribution: share of landmarks within x mm."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     for name, ced in curves.items():
         ax.plot(ced["mm"], ced["fraction"], label=name)
     for t in (2.5, 5, 10):
@@ -81,7 +80,8 @@ def ced_curves(curves: Dict[str, Dict], out: PathLike) -> None:
 
 
 def per_landmark_errors(errors: Dict[str, Sequence[float]], names: Sequence[str], out: PathLike) -> None:
-    fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(names) * len(errors)), 4.5))
+    fig = Figure(figsize=(max(8, 0.22 * len(names) * len(errors)), 4.5))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(errors))
     x = np.arange(len(names))
     for i, (label, values) in enumerate(errors.items()):
@@ -93,7 +93,8 @@ def per_landmark_errors(errors: Dict[str, Sequence[float]], names: Sequence[str]
 
 
 def iou_curves(results: Dict[str, Dict], out: PathLike) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     for name, r in results.items():
         ax.plot(r["iou_thresholds"], r["mean_iou"], "o-", ms=3, label=name)
     ax.set(title="mean IoU over landmarks", xlabel="threshold t", ylabel="IoU", ylim=(0, 1))
@@ -108,7 +109,8 @@ def scan_picture(points: np.ndarray, predicted: np.ndarray, out: PathLike, truth
     centre = points.mean(0)
     _, _, axes = np.linalg.svd(points - centre, full_matrices=False)
     frame = axes  # rows: largest, middle, smallest spread
-    fig, panels = plt.subplots(1, 2, figsize=(11, 5.5))
+    fig = Figure(figsize=(11, 5.5))
+    panels = fig.subplots(1, 2)
     views = (("front", (1, 0)), ("side", (2, 0)))
     for ax, (label, (u, v)) in zip(panels, views):
         p = (points - centre) @ frame.T

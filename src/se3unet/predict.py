@@ -1,0 +1,103 @@
+"""`se3unet predict`: landmarks for scans in any pose, from a checkpoint alone.
+
+Touches no training or evaluation code: a scan goes through the same ``model_input`` step as
+the training data (data/preprocess.py), the model and the checkpoint's decoding come from
+``se3unet.inference``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .data.errors import DataError
+from .data.io import read_surface
+from .data.preprocess import ModelInput, model_input, surface_points
+from .inference import ScanSettings, choose_device, decode, load_model
+
+Timings = Dict[str, float]
+
+
+@contextmanager
+def timed(timings: Optional[Timings], stage: str) -> Iterator[None]:
+    """Adds the seconds spent inside the block to ``timings[stage]`` (when timings is given)."""
+    start = time.perf_counter()
+    yield
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def prepare_scan(path: Path, settings: ScanSettings, seed: int = 0, timings: Optional[Timings] = None) -> ModelInput:
+    """One file as the model reads it, by the training data's preprocessing. ``timings``
+    collects the seconds of each stage: read, sample, normals + fps."""
+    with timed(timings, "read"):
+        surface = read_surface(path)
+    with timed(timings, "sample"):
+        points, normals = surface_points(surface.vertices, surface.triangles, surface.normals, settings.samples,
+                                         np.random.default_rng(seed))
+    if len(points) < settings.points:
+        raise DataError(path, f"has {len(points)} points; the model needs at least {settings.points}")
+    with timed(timings, "fps"):  # normals (estimated when missing, oriented), FPS, unit sphere
+        try:
+            return model_input(points, normals, settings.points)
+        except ValueError as error:  # e.g. all points coincide
+            raise DataError(path, str(error)) from None
+
+
+def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt: str, source: Path) -> None:
+    if fmt == "json":
+        path.write_text(json.dumps({"scan": str(source), "landmarks": {n: [float(v) for v in p] for n, p in zip(names, landmarks)}},
+                                   indent=1))
+    else:
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["landmark", "x", "y", "z"])
+            writer.writerows([n, *(f"{v:.4f}" for v in p)] for n, p in zip(names, landmarks))
+
+
+@torch.no_grad()
+def predict(scans: Sequence[str], checkpoint: str, output: str, fmt: str = "csv", picture: bool = True,
+            device: str = "auto", timings: Optional[Timings] = None) -> List[Dict[str, object]]:
+    """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
+    (naming the file) set and nothing written for files that cannot be used. ``timings``
+    collects the seconds of each stage over all scans (read, sample, fps, model, write, picture)."""
+    device = choose_device(device)
+    model, saved = load_model(checkpoint, device)
+    inference = saved.inference
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for scan in scans:
+        path = Path(scan)
+        try:
+            prepared = prepare_scan(path, inference.scan, timings=timings)
+        except DataError as error:
+            results.append({"scan": str(path), "error": str(error)})
+            continue
+        with timed(timings, "model"):  # includes the hierarchy (FPS levels, kNN) and decoding
+            x = torch.from_numpy(prepared.points)[None].to(device)
+            n = torch.from_numpy(prepared.normals)[None].to(device) if model.config.normals else None
+            _, landmarks_unit = decode(model(x, normals=n), x, inference.decoding)
+            landmarks_unit = landmarks_unit[0].cpu().numpy().astype(np.float64)
+        landmarks = landmarks_unit * prepared.scale + prepared.centre
+        target = out / f"{path.stem}.landmarks.{fmt}"
+        with timed(timings, "write"):
+            write_landmarks(target, landmarks, inference.landmark_names, fmt, path)
+        result = {"scan": str(path), "landmarks": str(target)}
+        if picture:
+            from .plots import scan_picture  # matplotlib only when a picture is wanted
+
+            image = out / f"{path.stem}.png"
+            with timed(timings, "picture"):
+                scan_picture(prepared.points * prepared.scale + prepared.centre, landmarks, image, title=path.name,
+                             names=inference.landmark_names)
+            result["picture"] = str(image)
+        results.append(result)
+    return results

@@ -1,0 +1,8 @@
+"""Small helpers shared by several test files (test files do not import each other)."""
+
+
+def write_obj(path, vertices, faces):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    path.write_text("\n".join(lines) + "\n")
