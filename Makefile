@@ -13,6 +13,9 @@ TORCH_SPEC ?= torch==2.13.0
 # The Surrey Face Model files (the demo's data and some tests'): read in place, never copied.
 SE3UNET_SFM_DIR ?= ../shared/data/sfm
 export SE3UNET_SFM_DIR
+# The ICT Face Model (whole heads, 68 landmarks; `prepare --source ict|mixed`): read in place too.
+SE3UNET_ICT_DIR ?= ../shared/data/ict
+export SE3UNET_ICT_DIR
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 

@@ -43,3 +43,22 @@ def sfm_model(sfm_dir):
     from se3unet.data.sfm import SurreyFaceModel
 
     return SurreyFaceModel(sfm_dir)
+
+
+@pytest.fixture(scope="session")
+def ict_dir():
+    """The ICT Face Model folder: $SE3UNET_ICT_DIR, else ../shared/data/ict beside the repo."""
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ.get("SE3UNET_ICT_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ict"))
+    if not (folder / "ict_face_model.npz").is_file():
+        pytest.fail(f"ICT Face Model file not found in {folder}: set SE3UNET_ICT_DIR (see README)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ict_model(ict_dir):
+    from se3unet.data.ict import IctFaceModel
+
+    return IctFaceModel(ict_dir)

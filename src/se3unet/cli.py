@@ -51,13 +51,19 @@ def _verify(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from .data.prepare import PrepareConfig, prepare
     from .data.preprocess import ScannerEffects
+    from .data.ict import resolve_ict_dir
     from .data.sfm import resolve_sfm_dir
 
-    path = args.path
-    if args.source == "sfm":
+    path, ict_path = args.path, None
+    if args.source in ("sfm", "mixed"):
         path = str(resolve_sfm_dir(args.path).resolve())
+    if args.source == "ict":
+        path = str(resolve_ict_dir(args.path).resolve())
+    if args.source == "mixed":
+        ict_path = str(resolve_ict_dir(args.ict_dir).resolve())
     config = PrepareConfig(
-        source=args.source, path=path, landmark_indices=args.landmark_indices, subjects=args.subjects,
+        source=args.source, path=path, ict_path=ict_path, region=args.region,
+        landmark_indices=args.landmark_indices, subjects=args.subjects,
         expressions=args.expressions, facescape_expressions=tuple(args.facescape_expressions),
         crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
         val=args.val, test=args.test, seed=args.seed,
@@ -165,11 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--source", choices=literal_values(typing.get_type_hints(PrepareConfig)["source"]),
                       default=default.source)
     prep.add_argument("--path", "--sfm-dir", dest="path",
-                      help="SFM folder (default $SE3UNET_SFM_DIR), FaceScape root, archive file or scan folder")
+                      help="SFM folder (sfm, mixed; default $SE3UNET_SFM_DIR), ICT folder (ict; default "
+                           "$SE3UNET_ICT_DIR), FaceScape root, archive file or scan folder")
+    prep.add_argument("--ict-dir", help="mixed: the ICT Face Model folder (default $SE3UNET_ICT_DIR)")
+    prep.add_argument("--region", choices=["face", "head"], default=default.region,
+                      help="ICT: the face's triangles (as FaceScape's face crops) or the whole head with ears and neck")
     prep.add_argument("--landmark-indices", help="FaceScape: the toolkit's landmark_indices.npz")
-    prep.add_argument("--subjects", type=int, default=default.subjects, help="SFM: random identities")
+    prep.add_argument("--subjects", type=int, default=default.subjects,
+                      help="SFM / ICT: random identities (mixed: of each model)")
     prep.add_argument("--expressions", type=int, default=default.expressions,
-                      help="SFM: scans per identity (first neutral)")
+                      help="SFM / ICT: scans per identity (first neutral)")
     prep.add_argument("--facescape-expressions", nargs="+", default=list(default.facescape_expressions),
                       help="FaceScape: expressions to read")
     prep.add_argument("--crop-radius", type=float, default=default.crop_radius,

@@ -23,8 +23,9 @@ from ..atomic import write_atomically, write_text_atomically
 from ..choices import check_choices
 from .errors import DataError
 from .preprocess import PreparedScan, ScannerEffects, prepare_points, surface_points
-from .reference import medoid_reference, sfm_mean_reference
-from .sources import ArchiveSource, Entry, FaceScapeSource, FolderSource, SurreyFaceSource
+from .reference import mean_face_reference, medoid_reference
+from .sources import (ArchiveSource, Entry, FaceScapeSource, FolderSource, IctFaceSource, MixedSource,
+                      SurreyFaceSource)
 
 CACHE_VERSION = 2  # bump when preprocessing changes what a cache holds (2: normals estimated and oriented)
 SHARD_SIZE = 64
@@ -34,11 +35,13 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    source: Literal["sfm", "facescape", "archive", "folder"] = "sfm"
-    path: Optional[str] = None  # SFM folder, FaceScape root, archive file or scan folder
+    source: Literal["sfm", "ict", "mixed", "facescape", "archive", "folder"] = "sfm"
+    path: Optional[str] = None  # SFM folder (also for mixed), ICT folder, FaceScape root, archive file or scan folder
+    ict_path: Optional[str] = None  # mixed: the ICT Face Model folder
+    region: Literal["face", "head"] = "face"  # ICT: the face's triangles, or the whole head with ears and neck
     landmark_indices: Optional[str] = None  # FaceScape: landmark_indices.npz
-    subjects: int = 200  # SFM: identities
-    expressions: int = 1  # SFM: scans per identity (the first neutral)
+    subjects: int = 200  # SFM / ICT: identities (mixed: of each model)
+    expressions: int = 1  # SFM / ICT: scans per identity (the first neutral)
     facescape_expressions: Tuple[str, ...] = ("neutral",)
     crop_radius: float = 100.0  # FaceScape face-region crop around the nose tip, mm
     mm_per_unit: float = 1.0  # folder: millimetres per file unit
@@ -70,10 +73,18 @@ class PrepareConfig:
 
 
 def make_source(config: PrepareConfig):
-    if config.source == "sfm":
-        from .sfm import SurreyFaceModel
+    from .ict import IctFaceModel
+    from .sfm import SurreyFaceModel
 
+    if config.source == "sfm":
         return SurreyFaceSource(SurreyFaceModel(config.path), config.subjects, config.expressions, config.seed)
+    if config.source == "ict":
+        return IctFaceSource(IctFaceModel(config.path), config.subjects, config.expressions, config.seed, config.region)
+    if config.source == "mixed":
+        return MixedSource([
+            SurreyFaceSource(SurreyFaceModel(config.path), config.subjects, config.expressions, config.seed),
+            IctFaceSource(IctFaceModel(config.ict_path), config.subjects, config.expressions, config.seed, config.region),
+        ])
     if config.path is None:
         raise ValueError(f"source {config.source!r} needs a path")
     if config.source == "facescape":
@@ -235,11 +246,16 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
 
 
 def build_reference(config: PrepareConfig, folder: Path) -> Dict[str, np.ndarray]:
-    """The reference face of a cache: the SFM's mean face, or the training medoid."""
-    if config.source == "sfm":
-        from .sfm import SurreyFaceModel
-
-        return sfm_mean_reference(SurreyFaceModel(config.path), config.samples, config.points, config.seed).arrays()
+    """The reference face of a cache: a face model's mean face (cropped as the scans are), or
+    the training medoid for scans from files and for mixed models."""
+    if config.source in ("sfm", "ict"):
+        model = make_source(config).model
+        if config.source == "sfm":
+            mean, triangles = model.shape.mean, model.triangles
+        else:
+            mean, triangles = model.neutral, model.face_triangles if config.region == "face" else model.triangles
+        return mean_face_reference(mean, triangles, model.landmarks(mean), config.samples, config.points,
+                                   config.seed).arrays()
     return medoid_reference(load_split_shards(folder, "train")).arrays()
 
 

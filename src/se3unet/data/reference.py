@@ -1,5 +1,5 @@
 """The reference face: what ICP realignment aligns scans to, and the classical baseline's
-landmarks. For the Surrey Face Model it is the model's mean face; for other sources the
+landmarks. For a face model (Surrey, ICT) it is the model's mean face; for other sources the
 training scan whose landmarks lie nearest the training mean (a medoid: a real face, not a blur).
 """
 
@@ -31,11 +31,12 @@ class ReferenceFace:
                 "scale": np.array(self.scale)}
 
 
-def sfm_mean_reference(model, samples: int, points: int, seed: int = 0) -> ReferenceFace:
+def mean_face_reference(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, samples: int,
+                        points: int, seed: int = 0) -> ReferenceFace:
+    """A face model's mean face, prepared as the scans are."""
     rng = np.random.default_rng([seed, 2**31 - 1])
-    vertices = model.shape.mean
-    cloud, normals = sample_surface(vertices, model.triangles, samples, rng)
-    scan = prepare_points(cloud, normals, model.landmarks(vertices), points, 1.0, "mean", "neutral")
+    cloud, normals = sample_surface(vertices, triangles, samples, rng)
+    scan = prepare_points(cloud, normals, landmarks, points, 1.0, "mean", "neutral")
     return ReferenceFace(scan.points, scan.normals, scan.landmarks, scan.scale)
 
 

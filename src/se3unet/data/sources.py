@@ -79,6 +79,73 @@ class SurreyFaceSource:
         ]
 
 
+class IctFaceSource:
+    """Random heads from the ICT Face Model, each with ``expressions`` scans: the first neutral,
+    the others 1 to 3 random blendshapes at weights in [0, 1]. The identity comes from (seed,
+    subject), the expression from (seed, subject, expression). ``region``: "face" keeps the
+    face's triangles (as FaceScape's face crops), "head" the whole head with ears and neck."""
+
+    name = "ict"
+
+    def __init__(self, model, subjects: int, expressions: int = 1, seed: int = 0, region: str = "face"):
+        if region not in ("face", "head"):
+            raise ValueError(f"ICT region must be 'face' or 'head', got {region!r}")
+        self.model, self.subjects, self.expressions, self.seed, self.region = model, subjects, expressions, seed, region
+        self.landmark_names = list(model.landmark_names)
+
+    def identity(self, subject: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, subject, 1]).standard_normal(self.model.num_identities)
+
+    def expression(self, subject: int, expression: int) -> Dict[str, float]:
+        if expression == 0:
+            return {}
+        rng = np.random.default_rng([self.seed, subject, expression, 1])
+        names = rng.choice(self.model.expression_names, size=int(rng.integers(1, 4)), replace=False)
+        return {str(n): float(rng.random()) for n in names}
+
+    def load(self, key) -> RawScan:
+        subject, expression = key
+        vertices = self.model.vertices(self.identity(subject), self.expression(subject, expression))
+        triangles = self.model.face_triangles if self.region == "face" else self.model.triangles
+        return RawScan(Surface(vertices, triangles), self.model.landmarks(vertices))
+
+    def entries(self) -> List[Entry]:
+        return [
+            Entry(f"ict-{s:05d}", "neutral" if e == 0 else f"expression-{e}", f"ICT subject {s} expression {e}", (s, e))
+            for s in range(self.subjects) for e in range(self.expressions)
+        ]
+
+
+class MixedSource:
+    """Several sources side by side, their landmarks matched by name: a scan's landmarks are
+    placed at its names' positions in the union of all names (iBUG order when every name is
+    ibugN), NaN where its source does not define one (missing landmarks are skipped by the
+    losses and metrics). Subjects keep their source's prefix, so splits stay subject-wise."""
+
+    name = "mixed"
+
+    def __init__(self, sources: Sequence[object]):
+        self.sources = list(sources)
+        names = sorted({n for s in self.sources for n in s.landmark_names}, key=_landmark_order)
+        self.landmark_names = names
+        self._columns = [[names.index(n) for n in s.landmark_names] for s in self.sources]
+
+    def load(self, key) -> RawScan:
+        which, inner = key
+        raw = self.sources[which].load(inner)
+        landmarks = np.full((len(self.landmark_names), 3), np.nan)
+        landmarks[self._columns[which]] = raw.landmarks
+        return RawScan(raw.surface, landmarks, raw.mm_per_unit)
+
+    def entries(self) -> List[Entry]:
+        return [Entry(e.subject, e.expression, e.origin, (i, e.key))
+                for i, source in enumerate(self.sources) for e in source.entries()]
+
+
+def _landmark_order(name: str):
+    return (0, int(name[4:]), "") if name.startswith("ibug") and name[4:].isdigit() else (1, 0, name)
+
+
 def read_facescape_indices(path: Union[str, Path], key: str = "v10") -> np.ndarray:
     path = Path(path)
     if not path.is_file():
