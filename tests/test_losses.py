@@ -81,3 +81,18 @@ def test_heatmaps_from_logits_peak_at_one_for_softmax_and_are_sigmoids_otherwise
     p = heatmaps_from_logits(logits, "softmax")
     assert torch.allclose(p.amax(dim=1), torch.ones(2, 3))
     assert torch.allclose(heatmaps_from_logits(logits, "sigmoid"), torch.sigmoid(logits))
+
+
+def test_offset_loss_is_the_vote_error_near_each_landmark_and_skips_missing_ones():
+    from se3unet.train.losses import offset_loss
+
+    points = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [5.0, 0, 0]]])
+    landmarks = torch.tensor([[[0.5, 0, 0], [float("nan")] * 3]])
+    offsets = torch.zeros(1, 3, 2, 3, requires_grad=True)
+    # Points 0 and 1 lie within radius 1 of landmark 0 (0.5 away each), point 2 does not.
+    assert float(offset_loss(points, offsets.detach(), landmarks, radius=1.0)) == pytest.approx(0.5)
+    perfect = torch.zeros(1, 3, 2, 3)
+    perfect[0, 0, 0, 0], perfect[0, 1, 0, 0] = 0.5, -0.5
+    assert float(offset_loss(points, perfect, landmarks, radius=1.0)) < 1e-5
+    offset_loss(points, offsets, landmarks, radius=1.0).backward()
+    assert torch.isfinite(offsets.grad).all() and float(offsets.grad[0, :, 1].abs().sum()) == 0  # missing: no pull

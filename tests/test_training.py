@@ -233,8 +233,8 @@ def test_validation_scores_every_scan_including_a_last_partial_batch(tiny_cache)
     model = SE3Unet(config.model_config())
     scans = LandmarkDataset(tiny_cache, "train", rotate=True, translation=0.2, hierarchy=model.hierarchy, seed=1,
                             fixed_pose=True)  # 6 scans
-    one_by_one = validate(model, scans, "heatmap_ce", 1, torch.device("cpu"), None, "mean", limit=5)
-    in_pairs = validate(model, scans, "heatmap_ce", 2, torch.device("cpu"), None, "mean", limit=5)  # 2 + 2 + 1
+    one_by_one = validate(model, scans, config.loss, 1, torch.device("cpu"), None, limit=5)
+    in_pairs = validate(model, scans, config.loss, 2, torch.device("cpu"), None, limit=5)  # 2 + 2 + 1
     for key in ("val_error_mm", "val_f1", "val_loss"):
         assert in_pairs[key] == pytest.approx(one_by_one[key], rel=1e-5), key
 
@@ -250,7 +250,7 @@ def test_every_string_option_is_checked_when_the_config_is_loaded():
     for override in ("loss.name=l2", "loss.reduction=avg", "optim.optimizer=sgd", "run.device=gpu"):
         with pytest.raises(ValueError, match=f"{override.split('=')[0]} must be one of"):
             load_config(None, [override])
-    with pytest.raises(ValueError, match="prepare.source must be one of 'sfm', 'facescape'"):
+    with pytest.raises(ValueError, match="prepare.source must be one of 'sfm', 'ict', 'mixed', 'facescape'"):
         PrepareConfig(source="scans")
 
 
@@ -261,3 +261,19 @@ def test_evaluate_refuses_a_cache_of_another_point_count(checkpoint, sfm_dir, tm
                  "--quiet"])
     assert code == 2
     assert "48 points, the model was trained on 64" in capsys.readouterr().err
+
+
+def test_offset_head_trains_and_its_checkpoint_votes(tiny_cache, tmp_path, capsys):
+    config = tiny_config(tiny_cache, tmp_path / "run", epochs=2)
+    config.model["head"] = "offset"
+    summary = train(config, progress=False)
+    saved = Checkpoint.load(tmp_path / "run" / "best.pt")
+    assert saved.inference.decoding.landmarks == "offset_vote" and summary["steps"] == 6
+    code = main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--cache", str(tiny_cache),
+                 "--output", str(tmp_path / "report"), "--preprocessing", "none", "raw", "--perturbations", "both",
+                 "--baseline", "--quiet"])
+    assert code == 0
+    conditions = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["conditions"]
+    # Offsets turn with the scan: the error in random poses equals the canonical one.
+    assert conditions["raw / both"]["error_mm"] == pytest.approx(conditions["none"]["error_mm"], rel=1e-3)
+    assert "offset vote" in (tmp_path / "report" / "summary.md").read_text()

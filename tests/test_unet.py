@@ -115,3 +115,34 @@ def test_unknown_presets_and_settings_are_refused():
         preset("huge")
     with pytest.raises(ValueError, match="unknown model settings"):
         UNetConfig.from_dict({"chanels": [4]})
+
+
+def test_offset_head_landmarks_move_exactly_with_the_scan():
+    from se3unet.inference import Decoding, decode
+
+    model = SE3Unet(TINY.replace(head="offset")).double()
+    for p in model.parameters():  # offsets start near zero: make them count
+        p.data.add_(0.3 * torch.randn_like(p))
+    positions = torch.randn(2, 60, 3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    rotation = random_rotation(torch.float64, g)
+    translation = torch.randn(3, dtype=torch.float64, generator=g) * 3
+    decoding = Decoding(heatmap="softmax", landmarks="offset_vote")
+    with torch.no_grad():
+        logits, offsets = model(positions, with_offsets=True)
+        moved_points = positions @ rotation.T + translation
+        moved_logits, moved_offsets = model(moved_points, with_offsets=True)
+    assert offsets.shape == (2, 60, 5, 3) and float(offsets.abs().max()) > 1e-3
+    assert torch.allclose(moved_offsets, offsets @ rotation.T, atol=1e-12)  # a degree-1 output turns
+    _, landmarks = decode(logits, positions, decoding, offsets)
+    _, moved = decode(moved_logits, moved_points, decoding, moved_offsets)
+    assert float((moved - (landmarks @ rotation.T + translation)).abs().max()) < 1e-9
+    # The vote is not the heatmap mean: the offsets move the landmarks off the points' mean.
+    _, mean_only = decode(logits, positions, Decoding(heatmap="softmax"))
+    assert float((landmarks - mean_only).abs().max()) > 1e-3
+
+
+def test_heads_without_offsets_say_so():
+    model = SE3Unet(TINY)
+    logits, offsets = model(torch.randn(1, 40, 3), with_offsets=True)
+    assert offsets is None and logits.shape == (1, 40, 5)

@@ -84,7 +84,8 @@ def predict(scans: Sequence[str], checkpoint: str, output: str, fmt: str = "csv"
         with timed(timings, "model"):  # includes the hierarchy (FPS levels, kNN) and decoding
             x = torch.from_numpy(prepared.points)[None].to(device)
             n = torch.from_numpy(prepared.normals)[None].to(device) if model.config.normals else None
-            _, landmarks_unit = decode(model(x, normals=n), x, inference.decoding)
+            logits, offsets = model(x, normals=n, with_offsets=True)
+            _, landmarks_unit = decode(logits, x, inference.decoding, offsets)
             landmarks_unit = landmarks_unit[0].cpu().numpy().astype(np.float64)
         landmarks = landmarks_unit * prepared.scale + prepared.centre
         target = out / f"{path.stem}.landmarks.{fmt}"

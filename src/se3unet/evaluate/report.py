@@ -74,9 +74,10 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
     for start in progress(range(0, count, batch_size), desc=condition.name):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
         on_device = to_device(batch, device)
-        logits = model(on_device["points"], on_device["hierarchy"],
-                       normals=on_device["normals"] if model.config.normals else None)
-        heat, predicted = decode(logits.cpu(), batch["points"], decoding)  # metrics and plots on the CPU
+        logits, offsets = model(on_device["points"], on_device["hierarchy"],
+                                normals=on_device["normals"] if model.config.normals else None, with_offsets=True)
+        heat, predicted = decode(logits.cpu(), batch["points"], decoding,  # metrics and plots on the CPU
+                                 None if offsets is None else offsets.cpu())
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
         heat_all.append(heat)
         labels_all.append(batch["labels"])
@@ -159,8 +160,10 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
               "landmark_names": names, "conditions": results}
     (output / "metrics.json").write_text(json.dumps(report, indent=1))
     table = summary_table(results)
+    decoding = saved.inference.decoding
+    rule = "offset vote of the points" if decoding.landmarks == "offset_vote" else "heatmap-weighted mean of the points"
     (output / "summary.md").write_text(
         f"# Evaluation of {checkpoint}\n\n{split} split of {cache}; translations up to {translation} units; "
-        f"landmark = heatmap-weighted mean of points >= 0.5 x peak; baseline = reference face aligned by ICP.\n\n"
+        f"landmark = {rule} >= {decoding.fraction} x peak; baseline = reference face aligned by ICP.\n\n"
         f"{table}\n\nPlots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png\n")
     return {"report": str(output), "table": table, "conditions": results}

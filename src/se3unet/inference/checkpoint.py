@@ -159,7 +159,7 @@ def convert_legacy(old: Union[str, Path], new: Union[str, Path]) -> Checkpoint:
         scan=ScanSettings(samples=int(prepared.get("samples", 8192)), points=int(prepared.get("points", 2048)),
                           sigma=float(data.get("sigma", 0.08)), threshold=float(data.get("threshold", 0.5)),
                           normals=bool(config.get("normals", True))),
-        decoding=Decoding.for_loss(experiment.get("loss", {}).get("name", "bce")),
+        decoding=Decoding.for_training(experiment.get("loss", {}).get("name", "bce"), config.get("head", "invariant")),
         provenance=Provenance(command=f"converted from {old.name}", version="<0.2"),
     )
     resume = None

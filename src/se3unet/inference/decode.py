@@ -8,29 +8,36 @@ at training time and stored in the checkpoint as a ``Decoding``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
 HEATMAP_FUNCTIONS = ("sigmoid", "softmax")
+LANDMARK_RULES = ("weighted_mean", "offset_vote")
 
 
 @dataclass(frozen=True)
 class Decoding:
     # sigmoid: per point (bce, focal, awing); softmax: over the points, scaled to peak 1 (heatmap_ce)
     heatmap: str = "sigmoid"
-    # a landmark is the heatmap-weighted mean of the points at least this fraction of its peak
+    # weighted_mean: a landmark is the heatmap-weighted mean of the points at least ``fraction``
+    # of its peak; offset_vote: the same weights over (point + its predicted offset)
+    landmarks: str = "weighted_mean"
     fraction: float = 0.5
 
     def __post_init__(self):
         if self.heatmap not in HEATMAP_FUNCTIONS:
             raise ValueError(f"decoding.heatmap must be one of {HEATMAP_FUNCTIONS}, got {self.heatmap!r}")
+        if self.landmarks not in LANDMARK_RULES:
+            raise ValueError(f"decoding.landmarks must be one of {LANDMARK_RULES}, got {self.landmarks!r}")
         if not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"decoding.fraction must be in (0, 1], got {self.fraction}")
 
     @classmethod
-    def for_loss(cls, loss_name: str) -> "Decoding":
-        return cls(heatmap="softmax" if loss_name == "heatmap_ce" else "sigmoid")
+    def for_training(cls, loss_name: str, head: str = "invariant") -> "Decoding":
+        """How a model trained with this loss and head is read."""
+        return cls(heatmap="softmax" if loss_name == "heatmap_ce" else "sigmoid",
+                   landmarks="offset_vote" if head == "offset" else "weighted_mean")
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -46,20 +53,40 @@ def heatmaps_from_logits(logits: torch.Tensor, heatmap: str = "sigmoid") -> torc
     raise ValueError(f"heatmap must be one of {HEATMAP_FUNCTIONS}, got {heatmap!r}")
 
 
-def landmarks_from_heatmaps(points: torch.Tensor, heatmaps: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
-    """points [B, N, 3], heatmaps [B, N, K] -> landmarks [B, K, 3]: the heatmap-weighted mean of
-    the points whose value is at least ``fraction`` of the landmark's peak. Weights depend on
-    heatmap values only, so the landmarks move with the cloud, and the mean of several points is
-    finer than the point spacing."""
+def peak_weights(heatmaps: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
+    """[B, N, K] weights summing to 1 over the points: the heatmap values of the points at
+    least ``fraction`` of each landmark's peak, 0 elsewhere. They depend on heatmap values only."""
     peak = heatmaps.amax(dim=1, keepdim=True)
     weights = torch.where(heatmaps >= fraction * peak, heatmaps, torch.zeros_like(heatmaps))
-    weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
-    return torch.einsum("bnk,bnc->bkc", weights, points)
+    return weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def decode(logits: torch.Tensor, points: torch.Tensor, decoding: Decoding = Decoding()) -> Tuple[torch.Tensor, torch.Tensor]:
-    """logits [B, N, K] and the points they belong to [B, N, 3] -> (heatmaps [B, N, K], landmarks [B, K, 3])."""
+def landmarks_from_heatmaps(points: torch.Tensor, heatmaps: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
+    """points [B, N, 3], heatmaps [B, N, K] -> landmarks [B, K, 3]: the heatmap-weighted mean of
+    the points near each peak (``peak_weights``). The landmarks move with the cloud, and the
+    mean of several points is finer than the point spacing, but not finer than the heatmap:
+    perfect Gaussian heatmaps give 1.1 mm at 2048 points."""
+    return torch.einsum("bnk,bnc->bkc", peak_weights(heatmaps, fraction), points)
+
+
+def landmarks_from_votes(points: torch.Tensor, heatmaps: torch.Tensor, offsets: torch.Tensor,
+                         fraction: float = 0.5) -> torch.Tensor:
+    """The offset vote: each point near a landmark's peak votes for point + its offset to that
+    landmark, weighted as in ``landmarks_from_heatmaps``. offsets [B, N, K, 3] turn with the
+    cloud, so the landmarks move exactly with it."""
+    votes = points.unsqueeze(2) + offsets  # [B, N, K, 3]
+    return torch.einsum("bnk,bnkc->bkc", peak_weights(heatmaps, fraction), votes)
+
+
+def decode(logits: torch.Tensor, points: torch.Tensor, decoding: Decoding = Decoding(),
+           offsets: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """logits [B, N, K] and the points they belong to [B, N, 3] (and, for the offset vote, the
+    offsets [B, N, K, 3]) -> (heatmaps [B, N, K], landmarks [B, K, 3])."""
     heatmaps = heatmaps_from_logits(logits, decoding.heatmap)
+    if decoding.landmarks == "offset_vote":
+        if offsets is None:
+            raise ValueError("this decoding votes with offsets: pass the model's offsets (with_offsets=True)")
+        return heatmaps, landmarks_from_votes(points, heatmaps, offsets, decoding.fraction)
     return heatmaps, landmarks_from_heatmaps(points, heatmaps, decoding.fraction)
 
 

@@ -25,7 +25,9 @@ class UNetConfig:
     final_self_interaction: Literal["1x1", "att"] = "att"  # the network's last GSE3Res
     inputs: Literal["centred", "absolute"] = "centred"
     normals: bool = True  # add the unit normal as a second degree-1 input channel
-    head: Literal["invariant", "cartesian"] = "invariant"
+    # invariant: heatmap logits from invariants; offset: the same plus a degree-1 offset per
+    # point and landmark (landmarks by offset vote); cartesian: the original's, not invariant
+    head: Literal["invariant", "offset", "cartesian"] = "invariant"
     block_output: Literal["full", "single_vector"] = "full"
     head_hidden: int = 64
     radial_hidden: int = 32

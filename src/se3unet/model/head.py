@@ -1,6 +1,8 @@
-"""Heads: per-point features -> K landmark logits."""
+"""Heads: per-point features -> K landmark logits (and, for the offset head, K offsets)."""
 
 from __future__ import annotations
+
+from typing import Tuple
 
 import torch
 from torch import nn
@@ -41,3 +43,35 @@ class CartesianHead(nn.Module):
 
     def forward(self, features: Features) -> torch.Tensor:
         return self.mlp(torch.cat([features[d].flatten(-2) for d in sorted(features)], dim=-1))
+
+
+class OffsetHead(nn.Module):
+    """Logits and, per point and landmark, the vector from the point to the landmark.
+
+    The logits are the invariant head's. An offset is a combination of the point's degree-1
+    channels with weights an MLP reads off the invariants: o_k = sum_c a_kc(|f|) f_c. The
+    weights do not turn with the cloud and the channels turn as vectors, so the offsets rotate
+    exactly with the scan (a degree-1 output, not Cartesian components of an MLP) and ignore
+    translations. The weights start small, so training starts from offsets near zero.
+    """
+
+    def __init__(self, fiber: Fiber, num_outputs: int, hidden: int = 64):
+        super().__init__()
+        if 1 not in fiber:
+            raise ValueError(f"the offset head needs degree-1 features, got {fiber}")
+        self.logits = InvariantHead(fiber, num_outputs, hidden)
+        self.vectors, self.outputs = fiber[1], num_outputs
+        width = sum(c for _, c in fiber)
+        self.weights = nn.Sequential(nn.Linear(width, hidden), nn.SiLU(), nn.Linear(hidden, num_outputs * fiber[1]))
+        with torch.no_grad():
+            self.weights[-1].weight.mul_(0.1)
+            self.weights[-1].bias.zero_()
+
+    def forward_with_offsets(self, features: Features) -> Tuple[torch.Tensor, torch.Tensor]:
+        """-> logits [B, N, K], offsets [B, N, K, 3]."""
+        invariant = invariants(features)
+        a = self.weights(invariant).unflatten(-1, (self.outputs, self.vectors))  # [B, N, K, C1]
+        return self.logits.mlp(invariant), torch.matmul(a, features[1])  # [B, N, K, C1] @ [B, N, C1, 3]
+
+    def forward(self, features: Features) -> torch.Tensor:
+        return self.forward_with_offsets(features)[0]

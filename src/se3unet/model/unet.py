@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -11,7 +11,7 @@ from ..equivariant import EquivariantGraph, Fiber, GNormBias, GSE3Res, LinearSE3
 from ..equivariant.fiber import Features
 from ..geometry.hierarchy import Level, build_hierarchy
 from .config import UNetConfig
-from .head import CartesianHead, InvariantHead
+from .head import CartesianHead, InvariantHead, OffsetHead
 from .pooling import Pooling3D
 from .upsampling import Upsampling3D
 
@@ -102,7 +102,7 @@ class SE3Unet(nn.Module):
             self.up.append(block(joined, level, final_si if level == 0 else hidden_si))
             fiber = outputs[level]
 
-        head = CartesianHead if c.head == "cartesian" else InvariantHead
+        head = {"cartesian": CartesianHead, "offset": OffsetHead}.get(c.head, InvariantHead)
         self.head = head(fiber, c.num_outputs, c.head_hidden)
 
     def hierarchy(self, positions: torch.Tensor) -> List[Level]:
@@ -111,9 +111,23 @@ class SE3Unet(nn.Module):
                                c.up_neighbours, c.up_power)
 
     def forward(self, positions: torch.Tensor, hierarchy: Optional[List[Level]] = None,
-                normals: Optional[torch.Tensor] = None) -> torch.Tensor:
+                normals: Optional[torch.Tensor] = None, with_offsets: bool = False
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, Optional[torch.Tensor]]]:
         """positions [B, N, 3] -> logits [B, N, K]. ``hierarchy`` (from ``self.hierarchy``) may
-        be precomputed and cached; its level-0 positions must be ``positions``."""
+        be precomputed and cached; its level-0 positions must be ``positions``.
+        ``with_offsets``: (logits, offsets [B, N, K, 3] from each point to each landmark, or
+        None when the head predicts heatmaps only). An argument, not a second method, so a
+        DistributedDataParallel wrapper sees the call."""
+        features = self.features(positions, hierarchy, normals)
+        if not with_offsets:
+            return self.head(features)
+        if isinstance(self.head, OffsetHead):
+            return self.head.forward_with_offsets(features)
+        return self.head(features), None
+
+    def features(self, positions: torch.Tensor, hierarchy: Optional[List[Level]] = None,
+                 normals: Optional[torch.Tensor] = None) -> Features:
+        """The last block's per-point features, what the head reads."""
         c = self.config
         levels = hierarchy if hierarchy is not None else self.hierarchy(positions)
         if len(levels) != c.levels + 1:
@@ -138,4 +152,4 @@ class SE3Unet(nn.Module):
                 features = {d: torch.cat([features[d], skip[d]], dim=-2) if d in features else skip[d]
                             for d in sorted(set(features) | set(skip))}
             features = self.up[j](features, graphs[i])
-        return self.head(features)
+        return features

@@ -51,6 +51,8 @@ class LossSettings:
     reduction: Literal["sum", "mean"] = "mean"
     focal_alpha: float = 0.98
     focal_gamma: float = 3.0
+    offset_weight: float = 10.0  # offset head: weight of the offset loss beside the heatmap loss
+    offset_radius: float = 0.2  # offset head: points within this distance of a landmark (units) learn its offset
 
 
 @dataclass

@@ -3,6 +3,8 @@
 - ``bce``: BCE-with-logits on binary labels with a per-landmark pos_weight (the report's).
 - ``focal``: sigmoid focal loss (alpha, gamma; 0.98 and 3 in the report).
 - ``awing``: Adaptive Wing on heatmaps (the original's second version), prediction sigmoid(logits).
+- ``offset_loss`` (with the offset head, added to any of the above): the distance between
+  point + predicted offset and the landmark, over the points within a radius of it.
 - ``heatmap_ce``: for each landmark, cross-entropy between the softmax of its logits over the
   points and the target heatmap normalised to a distribution. One landmark, one peak: the
   points compete, so there is no class imbalance to weigh against and no threshold to tune;
@@ -75,6 +77,19 @@ def heatmap_cross_entropy(logits: torch.Tensor, heatmaps: torch.Tensor, reductio
     present = mass.squeeze(1) > 1e-12
     loss = loss[present]
     return _reduce(loss, reduction) if loss.numel() else logits.sum() * 0
+
+
+def offset_loss(points: torch.Tensor, offsets: torch.Tensor, landmarks: torch.Tensor, radius: float,
+                reduction: str = "mean") -> torch.Tensor:
+    """points [B, N, 3], offsets [B, N, K, 3], landmarks [B, K, 3] (NaN: missing) -> the
+    distance |point + offset - landmark| over the (point, landmark) pairs closer than
+    ``radius``: the points whose votes decoding uses. Missing landmarks are skipped."""
+    present = torch.isfinite(landmarks).all(dim=-1)  # [B, K]
+    target = torch.nan_to_num(landmarks).unsqueeze(1)  # [B, 1, K, 3]; NaN would poison the gradients
+    near = ((points.unsqueeze(2) - target).square().sum(-1) < radius ** 2) & present.unsqueeze(1)  # [B, N, K]
+    error = ((points.unsqueeze(2) + offsets - target).square().sum(-1) + 1e-12).sqrt()
+    error = error[near]
+    return _reduce(error, reduction) if error.numel() else offsets.sum() * 0
 
 
 def compute_loss(name: str, logits: torch.Tensor, batch: dict, pos_weight: Optional[torch.Tensor] = None,

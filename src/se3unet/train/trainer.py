@@ -29,9 +29,9 @@ from ..evaluate.metrics import precision_recall_f1
 from ..inference import (Checkpoint, Decoding, InferenceState, Provenance, ResumeState, ScanSettings, decode,
                          landmark_errors_mm)
 from ..model import SE3Unet, UNetConfig
-from .config import ExperimentConfig
+from .config import ExperimentConfig, LossSettings
 from .distributed import Distributed, setup, teardown
-from .losses import compute_loss, positive_weights
+from .losses import compute_loss, offset_loss, positive_weights
 from .memory import release_freed_memory
 
 LAST, BEST = "last.pt", "best.pt"
@@ -65,24 +65,36 @@ def epoch_order(count: int, seed: int, epoch: int, state: Distributed, batch_siz
     return order[state.rank * per_rank:(state.rank + 1) * per_rank]
 
 
-def forward(model, batch: Dict, use_normals: bool) -> torch.Tensor:
-    return model(batch["points"], batch.get("hierarchy"), normals=batch["normals"] if use_normals else None)
+def forward(model, batch: Dict, use_normals: bool):
+    """(logits, offsets or None) of a batch."""
+    return model(batch["points"], batch.get("hierarchy"), normals=batch["normals"] if use_normals else None,
+                 with_offsets=True)
+
+
+def total_loss(loss: LossSettings, logits: torch.Tensor, offsets: Optional[torch.Tensor], batch: Dict,
+               pos_weight: Optional[torch.Tensor]) -> torch.Tensor:
+    """The heatmap loss, plus the weighted offset loss when the head predicts offsets."""
+    value = compute_loss(loss.name, logits, batch, pos_weight, loss.reduction, loss.focal_alpha, loss.focal_gamma)
+    if offsets is not None:
+        value = value + loss.offset_weight * offset_loss(batch["points"], offsets, batch["landmarks"],
+                                                         loss.offset_radius, loss.reduction)
+    return value
 
 
 @torch.no_grad()
-def validate(model: SE3Unet, dataset: LandmarkDataset, loss_name: str, batch_size: int, device: torch.device,
-             pos_weight: Optional[torch.Tensor], reduction: str, limit: Optional[int] = None) -> Dict[str, float]:
+def validate(model: SE3Unet, dataset: LandmarkDataset, loss: LossSettings, batch_size: int, device: torch.device,
+             pos_weight: Optional[torch.Tensor], limit: Optional[int] = None) -> Dict[str, float]:
     """Loss, landmark error and F1 at 0.5, averaged over every scan (the first ``limit``)."""
     was_training = model.training
     model.eval()
-    decoding = Decoding.for_loss(loss_name)
+    decoding = Decoding.for_training(loss.name, model.config.head)
     losses, errors, f1 = [], [], []
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for chunk in all_batches(list(range(count)), batch_size):
         batch = to_device(collate([dataset[i] for i in chunk]), device)
-        logits = forward(model, batch, model.config.normals)
-        losses.append(float(compute_loss(loss_name, logits, batch, pos_weight, reduction)) * len(chunk))
-        heat, predicted = decode(logits, batch["points"], decoding)
+        logits, offsets = forward(model, batch, model.config.normals)
+        losses.append(float(total_loss(loss, logits, offsets, batch, pos_weight)) * len(chunk))
+        heat, predicted = decode(logits, batch["points"], decoding, offsets)
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]).cpu())
         f1.append(float(precision_recall_f1(heat.cpu(), batch["labels"].cpu(), [0.5])["f1"][0]) * len(chunk))
     model.train(was_training)
@@ -220,8 +232,7 @@ def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog
     run.optimizer.zero_grad(set_to_none=True)
     for i, group in enumerate(bar):
         batch = to_device(collate([run.train_set[j] for j in group]), state.device)
-        loss = compute_loss(config.loss.name, forward(run.network, batch, run.model_config.normals), batch,
-                            run.pos_weight, config.loss.reduction, config.loss.focal_alpha, config.loss.focal_gamma)
+        loss = total_loss(config.loss, *forward(run.network, batch, run.model_config.normals), batch, run.pos_weight)
         (loss / o.accumulate).backward()
         losses.append(float(loss.detach()))
         if (i + 1) % o.accumulate == 0 or i + 1 == len(groups):
@@ -261,7 +272,7 @@ def make_checkpoint(run: Run, epoch: int) -> Checkpoint:
         landmark_names=run.manifest.get("landmark_names") or [str(i + 1) for i in range(run.model_config.num_outputs)],
         scan=ScanSettings(samples=int(scan_config["samples"]), points=int(scan_config["points"]),
                           sigma=config.data.sigma, threshold=config.data.threshold, normals=run.model_config.normals),
-        decoding=Decoding.for_loss(config.loss.name),
+        decoding=Decoding.for_training(config.loss.name, run.model_config.head),
         provenance=Provenance(command=" ".join(sys.argv), data_digest=Path(config.data.cache).name,
                               date=datetime.datetime.now().isoformat(timespec="seconds"), version=__version__),
     )
@@ -286,8 +297,8 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
     for epoch in range(run.start_epoch, o.epochs):
         epoch_start = time.perf_counter()
         losses, stopped_early = train_epoch(run, epoch, started, step_log, writer, tqdm, progress)
-        metrics = validate(run.model, run.val_set, config.loss.name, o.batch_size, state.device, run.pos_weight,
-                           config.loss.reduction, config.run.val_scans) if state.is_main else {}
+        metrics = validate(run.model, run.val_set, config.loss, o.batch_size, state.device, run.pos_weight,
+                           config.run.val_scans) if state.is_main else {}
         row = {"epoch": epoch, "step": run.step, "train_loss": float(np.mean(losses)),
                "lr": run.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - epoch_start, **metrics}
         run.history.append(row)
