@@ -70,3 +70,20 @@ def test_prepare_command_builds_an_ict_cache(ict_dir, tmp_path, capsys):
     assert train["points"].shape == (6, 96, 3) and train["landmarks"].shape == (6, 68, 3)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["landmark_names"][8] == "ibug9" and manifest["sizes"] == {"train": 6, "val": 2, "test": 2}
+
+
+def test_training_takes_its_outputs_from_the_data(ict_dir, tmp_path):
+    from se3unet.data.prepare import PrepareConfig, prepare
+    from se3unet.inference import Checkpoint
+    from se3unet.train.config import ExperimentConfig
+    from se3unet.train.trainer import train
+
+    cache = prepare(PrepareConfig(source="ict", path=str(ict_dir), subjects=5, samples=400, points=64, val=1, test=1),
+                    tmp_path / "cache", progress=False).path
+    config = ExperimentConfig.from_dict({
+        "model": {"preset": "default", "channels": [4, 4], "neighbours": 6, "pool_keep": 0.5, "pool_neighbours": 4,
+                  "head_hidden": 8, "radial_hidden": 8},
+        "data": {"cache": str(cache)}, "optim": {"batch_size": 3, "epochs": 1}, "run": {"output": str(tmp_path / "run")}})
+    train(config, progress=False)
+    saved = Checkpoint.load(tmp_path / "run" / "last.pt")
+    assert saved.inference.model_config["num_outputs"] == 68 and len(saved.inference.landmark_names) == 68

@@ -100,3 +100,30 @@ def test_estimated_normals_match_a_sphere_and_point_outwards():
     normals = estimate_normals(points)
     assert np.abs((normals * points).sum(1)).min() > 0.95  # along the radius
     assert ((normals * points).sum(1) > 0).all()  # outwards
+
+
+def _sphere(n=4000, radius=80.0, seed=0):
+    v = np.random.default_rng(seed).standard_normal((n, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v * radius, v
+
+
+def test_single_view_keeps_the_side_that_faces_the_scanner():
+    points, normals = _sphere()
+    seen, seen_normals = ScannerEffects(view=1.0, view_cone=0.0).apply(points, -normals, np.random.default_rng(1))
+    # A view from the front (cone 0): the back half is gone, whatever the normals' signs.
+    assert 0.4 < len(seen) / len(points) < 0.6 and (seen[:, 2] > 0).all()
+    assert np.array_equal(seen_normals, -normals[points[:, 2] > 0])  # each point keeps its own normal
+    untouched, _ = ScannerEffects(view=0.0).apply(points, normals, np.random.default_rng(1))
+    assert len(untouched) == len(points)
+
+
+def test_uneven_density_and_field_of_view():
+    points, normals = _sphere(20000)
+    thinned, _ = ScannerEffects(density=1.0, density_low=0.2).apply(points, normals, np.random.default_rng(2))
+    assert 0.5 < len(thinned) / len(points) < 0.7  # on average (1 + 0.2) / 2 of the points stay
+    cropped, _ = ScannerEffects(fov=1.0, fov_min=50.0, fov_max=60.0).apply(
+        points, normals, np.random.default_rng(3), centre=np.array([0.0, 0.0, 80.0]))
+    distance = np.linalg.norm(cropped - [0.0, 0.0, 80.0], axis=1)
+    assert distance.max() <= 60.0 and len(cropped) < 0.25 * len(points)
+    assert ScannerEffects(fov=0.5).active and not ScannerEffects().active

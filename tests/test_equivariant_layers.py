@@ -22,6 +22,7 @@ LAYERS = {
     "linear": lambda: LinearSE3(FIBER, OUT),
     "attentive_si": lambda: AttentiveSelfInteraction(FIBER, OUT),
     "gnormbias": lambda: GNormBias(FIBER),
+    "gnormbias_rms": lambda: GNormBias(FIBER, normalise=True),
 }
 
 

@@ -35,9 +35,9 @@ def test_preset_logits_are_invariant_to_rotation_and_translation(name, points, d
     assert _invariance_error(model, positions, dtype) < tolerance(dtype)
 
 
-@pytest.mark.parametrize("join,pooling", [("sum", "mean"), ("concat", "multi")])
-def test_other_settings_stay_invariant(join, pooling):
-    model = SE3Unet(TINY.replace(join=join, pooling=pooling, normals=False)).double()
+@pytest.mark.parametrize("join,pooling,norm", [("sum", "mean", "bias"), ("concat", "multi", "rms")])
+def test_other_settings_stay_invariant(join, pooling, norm):
+    model = SE3Unet(TINY.replace(join=join, pooling=pooling, norm=norm, normals=False)).double()
     positions = torch.randn(1, 60, 3, dtype=torch.float64)
     assert _invariance_error(model, positions, torch.float64) < 1e-9
 
@@ -146,3 +146,17 @@ def test_heads_without_offsets_say_so():
     model = SE3Unet(TINY)
     logits, offsets = model(torch.randn(1, 40, 3), with_offsets=True)
     assert offsets is None and logits.shape == (1, 40, 5)
+
+
+def test_rms_norms_keep_the_signal_through_depth():
+    sizes = {}
+    for norm in ("bias", "rms"):
+        torch.manual_seed(0)
+        model = SE3Unet(preset("default", norm=norm))
+        last = []
+        model.up[-1].register_forward_hook(lambda module, inputs, output: last.append(output[0]))
+        x = torch.randn(1, 512, 3)
+        with torch.no_grad():
+            model(x / x.norm(dim=-1).max(), normals=torch.nn.functional.normalize(torch.randn(1, 512, 3), dim=-1))
+        sizes[norm] = float(last[0].abs().mean())
+    assert sizes["rms"] > 0.3 and sizes["bias"] < 0.05  # degree 0 before the head (measured 0.95 and 0.0075)

@@ -68,7 +68,9 @@ def _prepare(args: argparse.Namespace) -> int:
         crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
         val=args.val, test=args.test, seed=args.seed,
         scanner=ScannerEffects(noise=args.noise, holes=args.holes, hole_radius=args.hole_radius, crop=args.crop,
-                               outliers=args.outliers),
+                               outliers=args.outliers, fov=args.fov, fov_min=args.fov_min, fov_max=args.fov_max,
+                               view=args.view, view_cone=args.view_cone, density=args.density,
+                               density_low=args.density_low),
     )
     result = prepare(config, args.cache_dir, workers=args.workers, progress=not args.quiet)
     summary = result.summary()
@@ -197,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--crop", type=float, default=effects.crop,
                       help="drop points farther than this from the centroid, mm (0: none)")
     prep.add_argument("--outliers", type=float, default=effects.outliers, help="fraction of points replaced by junk")
+    prep.add_argument("--fov", type=float, default=effects.fov,
+                      help="probability of a field-of-view crop around the face centre, radius in [fov-min, fov-max]")
+    prep.add_argument("--fov-min", type=float, default=effects.fov_min, help="mm")
+    prep.add_argument("--fov-max", type=float, default=effects.fov_max, help="mm")
+    prep.add_argument("--view", type=float, default=effects.view,
+                      help="probability of a single-view scan: points facing away from a view direction dropped")
+    prep.add_argument("--view-cone", type=float, default=effects.view_cone,
+                      help="degrees around the front within which the view direction is drawn")
+    prep.add_argument("--density", type=float, default=effects.density,
+                      help="probability of an uneven point density across the scan")
+    prep.add_argument("--density-low", type=float, default=effects.density_low,
+                      help="the sparsest side keeps this fraction of its points")
     prep.add_argument("--cache-dir", default="cache", help="where caches live (one folder per configuration)")
     prep.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")

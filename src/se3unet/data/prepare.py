@@ -132,7 +132,9 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
         points, normals = surface_points(surface.vertices * unit, surface.triangles, surface.normals,
                                          config.samples, rng)
         if config.scanner.active:
-            points, normals = config.scanner.apply(points, normals, rng)
+            with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
+                face_centre = np.nanmean(landmarks, axis=0)
+            points, normals = config.scanner.apply(points, normals, rng, centre=face_centre)
         if len(points) < config.points:
             raise DataError(entry.origin, f"only {len(points)} points after sampling, {config.points} needed")
         return prepare_points(points, normals, landmarks, config.points, 1.0, entry.subject, entry.expression)

@@ -120,24 +120,52 @@ def random_rigid_motion(rng: np.random.Generator, translation: float = 0.0,
     return rotation, rng.uniform(-translation, translation, size=3) if translation else np.zeros(3)
 
 
+FRONT = np.array([0.0, 0.0, 1.0])  # where the faces of both face models look (nose ahead of the centroid in +z)
+
+
 @dataclass(frozen=True)
 class ScannerEffects:
-    """What a real scanner does to a surface sample, in millimetres."""
+    """What a real scanner does to a surface sample, in millimetres. The last three effects
+    happen to a scan with a fixed probability each, at a random strength within stated bounds."""
 
     noise: float = 0.0  # Gaussian jitter, standard deviation
     holes: int = 0  # number of holes punched out
     hole_radius: float = 10.0
     crop: float = 0.0  # remove points farther than this from the centroid (0: none)
     outliers: float = 0.0  # fraction of points replaced by uniform junk in the bounding box
+    # Field of view: with this probability keep only the points within a radius drawn uniformly
+    # in [fov_min, fov_max] mm of the face's centre (its landmarks' mean): a tight face crop to
+    # most of a head.
+    fov: float = 0.0
+    fov_min: float = 90.0
+    fov_max: float = 160.0
+    # Single view: with this probability drop the points whose (outward) normals face away from a
+    # view direction drawn uniformly within view_cone degrees of the front.
+    view: float = 0.0
+    view_cone: float = 60.0
+    # Uneven density: with this probability keep each point with a probability falling linearly
+    # from 1 to density_low across the scan along a random direction.
+    density: float = 0.0
+    density_low: float = 0.3
 
-    def apply(self, points: np.ndarray, normals: Optional[np.ndarray],
-              rng: np.random.Generator) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def apply(self, points: np.ndarray, normals: Optional[np.ndarray], rng: np.random.Generator,
+              centre: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         keep = np.ones(len(points), dtype=bool)
         if self.crop > 0:
             keep &= np.linalg.norm(points - points.mean(0), axis=1) <= self.crop
+        if self.fov > 0 and rng.random() < self.fov:
+            middle = points.mean(0) if centre is None or not np.isfinite(centre).all() else centre
+            keep &= np.linalg.norm(points - middle, axis=1) <= rng.uniform(self.fov_min, self.fov_max)
+        if self.view > 0 and rng.random() < self.view:
+            outward = orient_normals(points, normals) if normals is not None else estimate_normals(points)
+            keep &= outward @ view_direction(rng, self.view_cone) > 0
+        if self.density > 0 and rng.random() < self.density:
+            along = points @ random_direction(rng)
+            share = (along - along.min()) / max(float(np.ptp(along)), 1e-9)
+            keep &= rng.random(len(points)) < 1 - (1 - self.density_low) * share
         for _ in range(self.holes):
-            centre = points[rng.integers(len(points))]
-            keep &= np.linalg.norm(points - centre, axis=1) > self.hole_radius
+            centre_of_hole = points[rng.integers(len(points))]
+            keep &= np.linalg.norm(points - centre_of_hole, axis=1) > self.hole_radius
         points, normals = points[keep], None if normals is None else normals[keep]
         if self.noise > 0:
             points = points + rng.normal(0.0, self.noise, points.shape)
@@ -151,7 +179,21 @@ class ScannerEffects:
 
     @property
     def active(self) -> bool:
-        return any((self.noise, self.holes, self.crop, self.outliers))
+        return any((self.noise, self.holes, self.crop, self.outliers, self.fov, self.view, self.density))
+
+
+def random_direction(rng: np.random.Generator) -> np.ndarray:
+    v = rng.standard_normal(3)
+    return v / np.linalg.norm(v)
+
+
+def view_direction(rng: np.random.Generator, cone_degrees: float) -> np.ndarray:
+    """A unit vector uniform over the spherical cap within ``cone_degrees`` of FRONT."""
+    cos_max = np.cos(np.radians(cone_degrees))
+    z = rng.uniform(cos_max, 1.0)
+    phi = rng.uniform(0, 2 * np.pi)
+    r = np.sqrt(1 - z * z)
+    return np.array([r * np.cos(phi), r * np.sin(phi), z])
 
 
 @dataclass

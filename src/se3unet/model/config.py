@@ -29,6 +29,9 @@ class UNetConfig:
     # point and landmark (landmarks by offset vote); cartesian: the original's, not invariant
     head: Literal["invariant", "offset", "cartesian"] = "invariant"
     block_output: Literal["full", "single_vector"] = "full"
+    # GNormBias of every block: "bias" (the report's ReLU(|v| + b)) or "rms" (norms first
+    # divided by their RMS over the channels: the signal keeps its size through depth)
+    norm: Literal["bias", "rms"] = "bias"
     head_hidden: int = 64
     radial_hidden: int = 32
     # Recompute each convolution's per-edge work in the backward pass instead of storing it

@@ -21,17 +21,17 @@ class SE3ConvBlock(nn.Module):
 
     def __init__(self, fiber_in: Fiber, fiber_hidden: Fiber, fiber_out: Fiber, heads: int,
                  self_interaction: str, last_self_interaction: str, radial_hidden: int,
-                 recompute: bool = True):
+                 recompute: bool = True, normalise: bool = False):
         super().__init__()
         self.fiber_in, self.fiber_out = fiber_in, fiber_out
         self.attention1 = GSE3Res(fiber_in, fiber_hidden, heads=heads, self_interaction=self_interaction,
                                   radial_hidden=radial_hidden, recompute=recompute)
-        self.norm1 = GNormBias(fiber_hidden)
+        self.norm1 = GNormBias(fiber_hidden, normalise)
         # Attention heads need hidden channels; a narrow output (one vector) projects from them.
         self.attention2 = GSE3Res(fiber_hidden, fiber_out, fiber_hidden=fiber_hidden, heads=heads,
                                   self_interaction=last_self_interaction, radial_hidden=radial_hidden,
                                   recompute=recompute)
-        self.norm2 = GNormBias(fiber_out)
+        self.norm2 = GNormBias(fiber_out, normalise)
 
     def forward(self, features: Features, graph: EquivariantGraph) -> Features:
         return self.norm2(self.attention2(self.norm1(self.attention1(features, graph)), graph))
@@ -77,7 +77,7 @@ class SE3Unet(nn.Module):
 
         def block(fiber_in, level, last_si=hidden_si):
             return SE3ConvBlock(fiber_in, fibers[level], outputs[level], c.heads, hidden_si, last_si, c.radial_hidden,
-                                c.recompute)
+                                c.recompute, c.norm == "rms")
 
         self.pools = nn.ModuleList(Pooling3D(c.pool_keep, c.pooling) for _ in range(c.levels))
         self.down = nn.ModuleList()

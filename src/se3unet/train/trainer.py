@@ -192,7 +192,11 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     if state.is_main:
         output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.run.seed)
+    manifest = json.loads((Path(d.cache) / MANIFEST).read_text())
     model_config = config.model_config()
+    names = manifest.get("landmark_names")
+    if "num_outputs" not in config.model and names:  # one output per landmark of the data, unless told
+        model_config = model_config.replace(num_outputs=len(names))
     model = SE3Unet(model_config).to(state.device)
     train_set = split_dataset(config, "train", model, config.run.seed)
     val_set = split_dataset(config, "val", model, config.run.seed + 1, fixed_pose=True)
@@ -204,7 +208,7 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     optimizer = optimizer_class(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=o.t0 or o.epochs, eta_min=o.eta_min)
     run = Run(config, state, output, model_config, model, model, train_set, val_set, pos_weight, optimizer, scheduler,
-              json.loads((Path(d.cache) / MANIFEST).read_text()))
+              manifest)
     if resume and (output / LAST).is_file():
         saved = Checkpoint.load(output / LAST, state.device)
         if saved.resume is None:
