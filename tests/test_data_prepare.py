@@ -148,3 +148,15 @@ def test_evaluation_datasets_rebuild_the_hierarchy_in_each_pose(cache, monkeypat
     assert torch.equal(built_from[-1][0], item["points"])
     assert not torch.allclose(item["points"], torch.from_numpy(ds.data["points"][0]))
     assert torch.equal(item["hierarchy"][0].positions[0], item["points"])
+
+
+def test_a_scan_error_in_a_worker_process_reaches_the_parent_with_its_file(config, tmp_path):
+    import dataclasses
+
+    from se3unet.data.errors import DataError
+    from se3unet.data.preprocess import ScannerEffects
+
+    # A field of view of 1 mm leaves too few points however densely sampled: the error names the scan.
+    tight = dataclasses.replace(config, scanner=ScannerEffects(fov=1.0, fov_min=1.0, fov_max=1.0))
+    with pytest.raises(DataError, match="SFM subject .* only .* points after sampling"):
+        prepare(tight, tmp_path, workers=2, progress=False)

@@ -10,3 +10,6 @@ class DataError(ValueError):
     def __init__(self, path: Union[str, Path], problem: str):
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self):  # picklable, so a worker process's error reaches the parent intact
+        return DataError, (self.path, self.problem)

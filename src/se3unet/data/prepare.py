@@ -122,19 +122,27 @@ def _init_worker(source, config: PrepareConfig) -> None:
 
 
 def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -> PreparedScan:
-    """Read one scan, sample its surface, apply scanner effects, FPS and normalise."""
+    """Read one scan, sample its surface, apply scanner effects, FPS and normalise.
+
+    When scanner effects leave a mesh with fewer points than FPS keeps (a tight field of view,
+    a single view and a thin side together), its surface is sampled again, more densely, with
+    the same effects drawn afresh: the scan keeps its effects and the cache its size."""
     rng = np.random.default_rng([config.seed, number])
     try:
         raw = source.load(entry.key)
         unit = raw.mm_per_unit
         landmarks = raw.landmarks * unit
         surface = raw.surface
-        points, normals = surface_points(surface.vertices * unit, surface.triangles, surface.normals,
-                                         config.samples, rng)
-        if config.scanner.active:
-            with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
-                face_centre = np.nanmean(landmarks, axis=0)
-            points, normals = config.scanner.apply(points, normals, rng, centre=face_centre)
+        with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
+            face_centre = np.nanmean(landmarks, axis=0)
+        samples = config.samples
+        for attempt in range(4):
+            points, normals = surface_points(surface.vertices * unit, surface.triangles, surface.normals, samples, rng)
+            if config.scanner.active:
+                points, normals = config.scanner.apply(points, normals, rng, centre=face_centre)
+            if len(points) >= config.points or not surface.is_mesh:
+                break
+            samples = int(samples * 1.5 * config.points / max(len(points), 1))
         if len(points) < config.points:
             raise DataError(entry.origin, f"only {len(points)} points after sampling, {config.points} needed")
         return prepare_points(points, normals, landmarks, config.points, 1.0, entry.subject, entry.expression)
