@@ -136,13 +136,14 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
         with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
             face_centre = np.nanmean(landmarks, axis=0)
         samples = config.samples
-        for attempt in range(4):
+        for attempt in range(3):  # at most 8x the configured samples: a scan its effects empty stays an error
             points, normals = surface_points(surface.vertices * unit, surface.triangles, surface.normals, samples, rng)
             if config.scanner.active:
                 points, normals = config.scanner.apply(points, normals, rng, centre=face_centre)
             if len(points) >= config.points or not surface.is_mesh:
                 break
-            samples = int(samples * 1.5 * config.points / max(len(points), 1))
+            wanted = samples * 1.5 * config.points / max(len(points), 1)
+            samples = int(min(wanted, 8 * config.samples))
         if len(points) < config.points:
             raise DataError(entry.origin, f"only {len(points)} points after sampling, {config.points} needed")
         return prepare_points(points, normals, landmarks, config.points, 1.0, entry.subject, entry.expression)
