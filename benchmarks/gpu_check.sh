@@ -10,11 +10,7 @@
 set -uo pipefail
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+source benchmarks/gpu_env.sh
 status=0
 step() {  # step NAME COMMAND...: output to $OUT/NAME.txt, exit status to summary.txt
     local name=$1; shift

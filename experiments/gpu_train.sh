@@ -6,11 +6,7 @@
 set -u
 OUT=${OUT:-gpu-train}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+source benchmarks/gpu_env.sh
 SHIPPED=$(ls -d .gpu-data/shipped/mixed-*) COMPARE=$(ls -d .gpu-data/compare/mixed-*)
 nvidia-smi --query-gpu=name --format=csv,noheader | tee "$OUT/log.txt"
 start=$(date +%s)

@@ -25,17 +25,22 @@ def device(request):
 
 
 
-
-@pytest.fixture(scope="session")
-def sfm_dir():
-    """The Surrey Face Model folder: $SE3UNET_SFM_DIR, else ../shared/data/sfm beside the repo."""
+def shared_model_folder(variable: str, name: str, required: str, what: str):
+    """A face model's folder: $variable, else ../shared/data/<name> beside the repo; a missing
+    file fails the test (CI has the folder: a skip would hide that it is gone)."""
     import os
     from pathlib import Path
 
-    folder = Path(os.environ.get("SE3UNET_SFM_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "sfm"))
-    if not (folder / "sfm_shape_3448.bin").is_file():
-        pytest.fail(f"Surrey Face Model files not found in {folder}: set SE3UNET_SFM_DIR (see README)")
+    default = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / name
+    folder = Path(os.environ.get(variable, default))
+    if not (folder / required).is_file():
+        pytest.fail(f"{what} file {required} not found in {folder}: set {variable} (see README)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def sfm_dir():
+    return shared_model_folder("SE3UNET_SFM_DIR", "sfm", "sfm_shape_3448.bin", "Surrey Face Model")
 
 
 @pytest.fixture(scope="session")
@@ -47,14 +52,7 @@ def sfm_model(sfm_dir):
 
 @pytest.fixture(scope="session")
 def ict_dir():
-    """The ICT Face Model folder: $SE3UNET_ICT_DIR, else ../shared/data/ict beside the repo."""
-    import os
-    from pathlib import Path
-
-    folder = Path(os.environ.get("SE3UNET_ICT_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ict"))
-    if not (folder / "ict_face_model.npz").is_file():
-        pytest.fail(f"ICT Face Model file not found in {folder}: set SE3UNET_ICT_DIR (see README)")
-    return folder
+    return shared_model_folder("SE3UNET_ICT_DIR", "ict", "ict_face_model.npz", "ICT Face Model")
 
 
 @pytest.fixture(scope="session")
