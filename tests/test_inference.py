@@ -126,3 +126,10 @@ def test_predict_names_the_file_of_a_degenerate_cloud(tmp_path):
     [result] = predict([str(tmp_path / "dot.xyz")], str(tmp_path / "m.pt"), str(tmp_path / "out"), picture=False,
                        device="cpu")
     assert "dot.xyz" in result["error"] and "coincide" in result["error"]
+
+
+def test_decoding_refuses_unknown_rules():
+    with pytest.raises(ValueError, match="decoding.heatmap must be one of 'sigmoid', 'softmax'"):
+        Decoding(heatmap="tanh")
+    with pytest.raises(ValueError, match="decoding.landmarks must be one of"):
+        Decoding(landmarks="median")

@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SFM folder (sfm, mixed; default $SE3UNET_SFM_DIR), ICT folder (ict; default "
                            "$SE3UNET_ICT_DIR), FaceScape root, archive file or scan folder")
     prep.add_argument("--ict-dir", help="mixed: the ICT Face Model folder (default $SE3UNET_ICT_DIR)")
-    prep.add_argument("--region", choices=["face", "head"], default=default.region,
+    prep.add_argument("--region", choices=literal_values(typing.get_type_hints(PrepareConfig)["region"]),
+                      default=default.region,
                       help="ICT: the face's triangles (as FaceScape's face crops) or the whole head with ears and neck")
     prep.add_argument("--landmark-indices", help="FaceScape: the toolkit's landmark_indices.npz")
     prep.add_argument("--subjects", type=int, default=default.subjects,

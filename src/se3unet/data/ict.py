@@ -78,5 +78,11 @@ class IctFaceModel:
             v = v + w * self.expression[self.expression_names.index(name)]
         return np.asarray(v, dtype=np.float64)
 
+    def region_triangles(self, region: str) -> np.ndarray:
+        """"face": the face's triangles (no skull, ears or neck); "head": all of them."""
+        if region not in ("face", "head"):
+            raise ValueError(f"ICT region must be 'face' or 'head', got {region!r}")
+        return self.face_triangles if region == "face" else self.triangles
+
     def landmarks(self, vertices: np.ndarray) -> np.ndarray:
         return vertices[self.landmark_vertices]

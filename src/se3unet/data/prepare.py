@@ -264,7 +264,7 @@ def build_reference(config: PrepareConfig, folder: Path) -> Dict[str, np.ndarray
         if config.source == "sfm":
             mean, triangles = model.shape.mean, model.triangles
         else:
-            mean, triangles = model.neutral, model.face_triangles if config.region == "face" else model.triangles
+            mean, triangles = model.neutral, model.region_triangles(config.region)
         return mean_face_reference(mean, triangles, model.landmarks(mean), config.samples, config.points,
                                    config.seed).arrays()
     return medoid_reference(load_split_shards(folder, "train")).arrays()

@@ -70,7 +70,6 @@ class ModelInput:
     normals: np.ndarray  # [N, 3] float32, unit, oriented away from the centroid
     centre: np.ndarray  # [3]: original = points * scale + centre
     scale: float
-    keep: np.ndarray  # [N] indices of the kept points in the dense cloud
 
 
 def model_input(points: np.ndarray, normals: Optional[np.ndarray], num_points: int) -> ModelInput:
@@ -79,7 +78,7 @@ def model_input(points: np.ndarray, normals: Optional[np.ndarray], num_points: i
     normals = estimate_normals(points) if normals is None else orient_normals(points, normals)
     keep = farthest_points(points, num_points)
     unit, centre, scale = normalise(points[keep])
-    return ModelInput(unit.astype(np.float32), normals[keep].astype(np.float32), centre, scale, keep)
+    return ModelInput(unit.astype(np.float32), normals[keep].astype(np.float32), centre, scale)
 
 
 def farthest_points(points: np.ndarray, count: int) -> np.ndarray:
@@ -118,9 +117,6 @@ def random_rigid_motion(rng: np.random.Generator, translation: float = 0.0,
 
     rotation = Rotation.random(random_state=rng).as_matrix() if rotate else np.eye(3)
     return rotation, rng.uniform(-translation, translation, size=3) if translation else np.zeros(3)
-
-
-FRONT = np.array([0.0, 0.0, 1.0])  # where the faces of both face models look (nose ahead of the centroid in +z)
 
 
 @dataclass(frozen=True)
@@ -188,7 +184,8 @@ def random_direction(rng: np.random.Generator) -> np.ndarray:
 
 
 def view_direction(rng: np.random.Generator, cone_degrees: float) -> np.ndarray:
-    """A unit vector uniform over the spherical cap within ``cone_degrees`` of FRONT."""
+    """A unit vector uniform over the spherical cap within ``cone_degrees`` of the front, +z:
+    where the faces of both face models look (the nose lies ahead of the centroid in +z)."""
     cos_max = np.cos(np.radians(cone_degrees))
     z = rng.uniform(cos_max, 1.0)
     phi = rng.uniform(0, 2 * np.pi)

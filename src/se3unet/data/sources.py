@@ -88,9 +88,8 @@ class IctFaceSource:
     name = "ict"
 
     def __init__(self, model, subjects: int, expressions: int = 1, seed: int = 0, region: str = "face"):
-        if region not in ("face", "head"):
-            raise ValueError(f"ICT region must be 'face' or 'head', got {region!r}")
-        self.model, self.subjects, self.expressions, self.seed, self.region = model, subjects, expressions, seed, region
+        self.triangles = model.region_triangles(region)
+        self.model, self.subjects, self.expressions, self.seed = model, subjects, expressions, seed
         self.landmark_names = list(model.landmark_names)
 
     def identity(self, subject: int) -> np.ndarray:
@@ -106,8 +105,7 @@ class IctFaceSource:
     def load(self, key) -> RawScan:
         subject, expression = key
         vertices = self.model.vertices(self.identity(subject), self.expression(subject, expression))
-        triangles = self.model.face_triangles if self.region == "face" else self.model.triangles
-        return RawScan(Surface(vertices, triangles), self.model.landmarks(vertices))
+        return RawScan(Surface(vertices, self.triangles), self.model.landmarks(vertices))
 
     def entries(self) -> List[Entry]:
         return [

@@ -1,6 +1,7 @@
 """Everything needed to run a trained model, and nothing of training or evaluation.
 
-Imported by train, evaluate, predict and demo; imports only model/, geometry/ and data/.
+Imported by train, evaluate, predict and demo; imports only model/ and the package's atomic
+writer and option checks (tests/test_imports.py keeps it that way).
 
     from se3unet.inference import load_model, decode
     model, checkpoint = load_model("runs/x/best.pt")

@@ -8,28 +8,24 @@ at training time and stored in the checkpoint as a ``Decoding``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Literal, Optional, Tuple
 
 import torch
 
-HEATMAP_FUNCTIONS = ("sigmoid", "softmax")
-LANDMARK_RULES = ("weighted_mean", "offset_vote")
+from ..choices import check_choices
 
 
 @dataclass(frozen=True)
 class Decoding:
     # sigmoid: per point (bce, focal, awing); softmax: over the points, scaled to peak 1 (heatmap_ce)
-    heatmap: str = "sigmoid"
+    heatmap: Literal["sigmoid", "softmax"] = "sigmoid"
     # weighted_mean: a landmark is the heatmap-weighted mean of the points at least ``fraction``
     # of its peak; offset_vote: the same weights over (point + its predicted offset)
-    landmarks: str = "weighted_mean"
+    landmarks: Literal["weighted_mean", "offset_vote"] = "weighted_mean"
     fraction: float = 0.5
 
     def __post_init__(self):
-        if self.heatmap not in HEATMAP_FUNCTIONS:
-            raise ValueError(f"decoding.heatmap must be one of {HEATMAP_FUNCTIONS}, got {self.heatmap!r}")
-        if self.landmarks not in LANDMARK_RULES:
-            raise ValueError(f"decoding.landmarks must be one of {LANDMARK_RULES}, got {self.landmarks!r}")
+        check_choices(self, "decoding")
         if not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"decoding.fraction must be in (0, 1], got {self.fraction}")
 
@@ -50,7 +46,7 @@ def heatmaps_from_logits(logits: torch.Tensor, heatmap: str = "sigmoid") -> torc
         return p / p.amax(dim=1, keepdim=True).clamp_min(1e-12)
     if heatmap == "sigmoid":
         return torch.sigmoid(logits)
-    raise ValueError(f"heatmap must be one of {HEATMAP_FUNCTIONS}, got {heatmap!r}")
+    raise ValueError(f"heatmap must be 'sigmoid' or 'softmax', got {heatmap!r}")
 
 
 def peak_weights(heatmaps: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
