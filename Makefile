@@ -19,7 +19,7 @@ export SE3UNET_ICT_DIR
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench pretrained clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/engine.py
+
+# The shipped model (docs/model-card.md): about 90 minutes on 2 CPU cores; run again to resume.
+pretrained: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" bash experiments/train_pretrained.sh
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -127,3 +127,18 @@ def test_uneven_density_and_field_of_view():
     distance = np.linalg.norm(cropped - [0.0, 0.0, 80.0], axis=1)
     assert distance.max() <= 60.0 and len(cropped) < 0.25 * len(points)
     assert ScannerEffects(fov=0.5).active and not ScannerEffects().active
+
+
+def test_the_first_points_of_a_prepared_scan_are_the_scan_prepared_with_fewer(sfm_dir, tmp_path):
+    from se3unet.data.prepare import PrepareConfig, load_split, prepare
+    from se3unet.data.preprocess import fewer_points
+
+    config = dict(source="sfm", path=str(sfm_dir), subjects=3, samples=400, val=0, test=0,
+                  scanner=ScannerEffects(noise=0.3))
+    large = load_split(prepare(PrepareConfig(**config, points=120), tmp_path / "a", progress=False).path, "train")
+    small = load_split(prepare(PrepareConfig(**config, points=50), tmp_path / "b", progress=False).path, "train")
+    cut = fewer_points(large, 50)
+    for key in ("points", "normals", "landmarks", "scale"):
+        assert np.allclose(cut[key], small[key], atol=1e-5), key
+    with pytest.raises(ValueError, match="cannot take 130 points of scans that have 120"):
+        fewer_points(large, 130)

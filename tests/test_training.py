@@ -254,13 +254,39 @@ def test_every_string_option_is_checked_when_the_config_is_loaded():
         PrepareConfig(source="scans")
 
 
-def test_evaluate_refuses_a_cache_of_another_point_count(checkpoint, sfm_dir, tmp_path, capsys):
-    other = prepare(PrepareConfig(source="sfm", path=str(sfm_dir), subjects=6, samples=256, points=48, val=1, test=1),
-                    tmp_path / "cache", progress=False).path
-    code = main(["evaluate", "--checkpoint", str(checkpoint), "--cache", str(other), "--output", str(tmp_path / "r"),
+def test_evaluate_reads_the_first_points_of_larger_scans_and_refuses_smaller(checkpoint, sfm_dir, tmp_path, capsys):
+    config = dict(source="sfm", path=str(sfm_dir), subjects=6, samples=256, val=1, test=1)
+    smaller = prepare(PrepareConfig(**config, points=48), tmp_path / "small", progress=False).path
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--cache", str(smaller), "--output", str(tmp_path / "r"),
                  "--quiet"])
     assert code == 2
-    assert "48 points, the model was trained on 64" in capsys.readouterr().err
+    assert "48 points, the model reads 64" in capsys.readouterr().err
+    larger = prepare(PrepareConfig(**config, points=96), tmp_path / "large", progress=False).path
+    exact = prepare(PrepareConfig(**config, points=64), tmp_path / "exact", progress=False).path
+    scores = {}
+    for name, cache in (("larger", larger), ("exact", exact)):
+        assert main(["evaluate", "--checkpoint", str(checkpoint), "--cache", str(cache), "--output",
+                     str(tmp_path / name), "--preprocessing", "raw", "--perturbations", "both", "--baseline",
+                     "--quiet"]) == 0
+        scores[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["conditions"]["raw / both"]
+    # the first 64 of 96 FPS points are the 64 that prepare keeps: the same scores
+    assert scores["larger"]["error_mm"] == pytest.approx(scores["exact"]["error_mm"], rel=1e-4)
+    assert "the first 64 of each scan's 96" in (tmp_path / "larger" / "summary.md").read_text()
+
+
+def test_evaluate_scores_the_landmarks_model_and_cache_share_by_name(checkpoint, ict_dir, tmp_path, capsys):
+    # The checkpoint predicts the Surrey model's 50 landmarks; ICT heads define all 68.
+    heads = prepare(PrepareConfig(source="ict", path=str(ict_dir), subjects=3, samples=256, points=64, val=0,
+                                  test=2), tmp_path / "ict", progress=False).path
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--cache", str(heads), "--output", str(tmp_path / "r"),
+                 "--preprocessing", "none", "--quiet"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    model_names = Checkpoint.load(checkpoint).inference.landmark_names
+    assert metrics["landmark_names"] == model_names and len(model_names) == 50
+    assert len(metrics["unscored_landmarks"]) == 18 and "ibug1" in metrics["unscored_landmarks"]  # the jawline
+    assert len(metrics["conditions"]["none"]["error"]["per_landmark_mm"]) == 50
+    assert "50 landmarks scored" in (tmp_path / "r" / "summary.md").read_text()
 
 
 def test_offset_head_trains_and_its_checkpoint_votes(tiny_cache, tmp_path, capsys):

@@ -130,6 +130,15 @@ def _convert_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .inference.checkpoint import export_inference
+
+    checkpoint = export_inference(args.checkpoint, args.output)
+    size = os.path.getsize(args.output) / 1e6
+    print(f"{args.output}: inference only, {len(checkpoint.inference.landmark_names)} landmarks, {size:.1f} MB")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -226,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(run=_train)
 
     ev = commands.add_parser("evaluate", help="the report's test matrix on a prepared split", formatter_class=Help)
-    ev.add_argument("--checkpoint", required=True, help="a checkpoint written by train")
+    ev.add_argument("--checkpoint", help="a checkpoint written by train (default: the shipped model)")
     ev.add_argument("--cache", required=True, help="a prepared cache folder")
     ev.add_argument("--output", default="reports/evaluation", help="report folder")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
@@ -246,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = commands.add_parser("predict", help="landmarks for scans in any pose (.obj .ply .stl .off .npy .xyz)", formatter_class=Help)
     pr.add_argument("scans", nargs="+", help="mesh or point-cloud files, in millimetres")
-    pr.add_argument("--checkpoint", required=True, help="a checkpoint written by train")
+    pr.add_argument("--checkpoint", help="a checkpoint written by train (default: the shipped model)")
     pr.add_argument("--output", default="predictions", help="folder for landmark files and pictures")
     pr.add_argument("--format", choices=["csv", "json"], default="csv", help="landmark file format")
     pr.add_argument("--no-picture", action="store_true", help="skip the picture of each scan (faster)")
@@ -260,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("new", help="where to write the converted checkpoint")
     convert.add_argument("--inference-only", action="store_true", help="leave out the optimizer state (to ship)")
     convert.set_defaults(run=_convert_checkpoint)
+
+    export = commands.add_parser("export", formatter_class=Help,
+                                 help="write the inference part of a checkpoint (no optimizer state): the file to share")
+    export.add_argument("checkpoint", help="a checkpoint written by train")
+    export.add_argument("output", help="where to write it")
+    export.set_defaults(run=_export)
 
     demo = commands.add_parser("demo", help="prepare Surrey Face Model faces, train, evaluate in random poses", formatter_class=Help)
     demo.add_argument("--sfm-dir", help="Surrey Face Model folder (default $SE3UNET_SFM_DIR)")

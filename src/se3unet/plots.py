@@ -52,6 +52,30 @@ def training_curves(steps_csv: PathLike, epochs_csv: PathLike, out: PathLike) ->
     _save(fig, out)
 
 
+def compared_runs(runs: Dict[str, PathLike], out: PathLike, smooth: int = 50) -> None:
+    """Learning curves of training runs side by side, by optimizer step: the training loss
+    (moving mean over ``smooth`` steps) and the validation landmark error of each epoch."""
+    fig = Figure(figsize=(11, 4.2))
+    loss_axes, error_axes = fig.subplots(1, 2)
+    for i, (name, folder) in enumerate(runs.items()):
+        steps, epochs = _read_csv(Path(folder) / "steps.csv"), _read_csv(Path(folder) / "epochs.csv")
+        if steps and len(steps["loss"]) >= smooth:
+            mean = np.convolve(steps["loss"], np.ones(smooth) / smooth, mode="valid")
+            loss_axes.plot(steps["step"][smooth - 1:], mean, color=f"C{i}", label=name)
+        if epochs:
+            error_axes.plot(epochs["step"], epochs["val_error_mm"], "o-", color=f"C{i}", label=name)
+    loss_axes.set(title=f"training loss (mean of {smooth} steps)", xlabel="optimizer step", ylabel="loss")
+    error_axes.set(title="validation landmark error", xlabel="optimizer step", ylabel="mm", yscale="log")
+    error_axes.grid(alpha=0.3, which="both")
+    from matplotlib.ticker import ScalarFormatter
+
+    error_axes.yaxis.set_major_formatter(ScalarFormatter())  # plain millimetres, not powers of ten
+    error_axes.yaxis.set_minor_formatter(ScalarFormatter())
+    loss_axes.legend()
+    error_axes.legend()
+    _save(fig, out)
+
+
 def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
     """Precision-recall (points over thresholds) and F1 against threshold, one line per condition."""
     fig = Figure(figsize=(11, 4.5))

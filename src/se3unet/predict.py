@@ -21,6 +21,7 @@ from .data.errors import DataError
 from .data.io import read_surface
 from .data.preprocess import ModelInput, model_input, surface_points
 from .inference import ScanSettings, choose_device, decode, load_model
+from .pretrained import pretrained_path
 
 Timings = Dict[str, float]
 
@@ -63,11 +64,13 @@ def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt
 
 
 @torch.no_grad()
-def predict(scans: Sequence[str], checkpoint: str, output: str, fmt: str = "csv", picture: bool = True,
+def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: str = "csv", picture: bool = True,
             device: str = "auto", timings: Optional[Timings] = None) -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     (naming the file) set and nothing written for files that cannot be used. ``timings``
-    collects the seconds of each stage over all scans (read, sample, fps, model, write, picture)."""
+    collects the seconds of each stage over all scans (read, sample, fps, model, write, picture).
+    ``checkpoint`` None: the shipped model."""
+    checkpoint = pretrained_path() if checkpoint is None else checkpoint
     device = choose_device(device)
     model, saved = load_model(checkpoint, device)
     inference = saved.inference

@@ -10,7 +10,7 @@ import torch
 
 from ..geometry.hierarchy import Level, repose, stack_levels
 from ..geometry.icp import align
-from .preprocess import binary_labels, gaussian_heatmaps, random_rigid_motion
+from .preprocess import binary_labels, fewer_points, gaussian_heatmaps, random_rigid_motion
 from .prepare import load_split
 from .reference import ReferenceFace
 
@@ -29,14 +29,18 @@ class LandmarkDataset(torch.utils.data.Dataset):
     indices do not depend on the pose, so for training it is computed once per scan and
     reposed after; ``rebuild_hierarchy`` builds it from each posed scan instead, as a user's
     scan would be (evaluation: it tests that FPS and kNN choose the same points in any pose).
+    num_points: the first n (FPS-ordered) points of each scan, rescaled (``fewer_points``),
+    when the model reads fewer points than the cache holds.
     """
 
     def __init__(self, cache: Union[str, Path], split: str, sigma: float = 0.08, threshold: float = 0.5,
                  rotate: bool = True, translation: float = 0.0, realign: bool = False,
                  hierarchy: Optional[HierarchyBuilder] = None, seed: int = 0, fixed_pose: bool = False,
-                 rebuild_hierarchy: bool = False):
+                 rebuild_hierarchy: bool = False, num_points: Optional[int] = None):
         self.cache, self.split = Path(cache), split
         self.data = load_split(self.cache, split)
+        if num_points is not None and num_points != self.data["points"].shape[1]:
+            self.data = fewer_points(self.data, num_points)
         self.reference = ReferenceFace.load(self.cache / "reference.npz") if realign else None
         self.sigma, self.threshold = sigma, threshold
         self.rotate, self.translation, self.realign = rotate, translation, realign

@@ -7,7 +7,7 @@ normalised cloud, so an error in normalised units times ``scale`` is an error in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -79,6 +79,25 @@ def model_input(points: np.ndarray, normals: Optional[np.ndarray], num_points: i
     keep = farthest_points(points, num_points)
     unit, centre, scale = normalise(points[keep])
     return ModelInput(unit.astype(np.float32), normals[keep].astype(np.float32), centre, scale)
+
+
+def fewer_points(data: Dict[str, np.ndarray], num_points: int) -> Dict[str, np.ndarray]:
+    """Prepared scans (points, normals, landmarks in the unit sphere, scale) cut to their first
+    ``num_points``, scaled back into the unit sphere. Prepared points are in FPS order from a
+    start that depends on the cloud alone, so the first n of them are the n that ``model_input``
+    would keep from the same samples: a cache at 2048 points serves a model of 1024."""
+    stored = data["points"].shape[1]
+    if num_points > stored:
+        raise ValueError(f"cannot take {num_points} points of scans that have {stored}")
+    points = data["points"][:, :num_points].astype(np.float64)
+    centre = points.mean(axis=1, keepdims=True)
+    radius = np.linalg.norm(points - centre, axis=2).max(axis=1)[:, None, None]
+    cut = dict(data)
+    cut["points"] = ((points - centre) / radius).astype(data["points"].dtype)
+    cut["normals"] = data["normals"][:, :num_points]
+    cut["landmarks"] = ((data["landmarks"] - centre) / radius).astype(data["landmarks"].dtype)
+    cut["scale"] = (data["scale"] * radius[:, 0, 0]).astype(data["scale"].dtype)
+    return cut
 
 
 def farthest_points(points: np.ndarray, count: int) -> np.ndarray:

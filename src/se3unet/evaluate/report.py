@@ -24,6 +24,7 @@ from ..data.prepare import MANIFEST
 from ..data.reference import ReferenceFace
 from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, load_model
 from ..model import SE3Unet
+from ..pretrained import pretrained_path
 from .baseline import baseline_landmarks
 from .metrics import IOU_THRESHOLDS, THRESHOLDS, error_statistics, iou_per_landmark, precision_recall_f1
 
@@ -51,39 +52,74 @@ def test_matrix(preprocessing: Sequence[str] = ("none", "icp", "raw"),
     return conditions
 
 
-def check_point_count(checkpoint: Checkpoint, manifest: Dict, cache: Path) -> None:
-    """A model reads clouds of the size it was trained on: scans of another size are refused."""
+def points_to_read(checkpoint: Checkpoint, manifest: Dict, cache: Path) -> Optional[int]:
+    """How many of each cached scan's points the model reads: None for all of them; the first n
+    (FPS-ordered, ``fewer_points``) when the model was trained on fewer. Scans with fewer points
+    than the model reads are refused."""
     trained, cached = checkpoint.inference.scan.points, int(manifest["config"]["points"])
-    if trained != cached:
-        raise ValueError(f"{cache}: its scans have {cached} points, the model was trained on {trained}; "
-                         f"prepare the data with --points {trained}")
+    if trained > cached:
+        raise ValueError(f"{cache}: its scans have {cached} points, the model reads {trained}; "
+                         f"prepare the data with --points {trained} or more")
+    return trained if trained < cached else None
+
+
+@dataclass(frozen=True)
+class LandmarkMatch:
+    """The landmarks scored: those the cache defines that the model predicts, matched by name."""
+
+    names: List[str]
+    model_columns: List[int]  # their outputs of the model
+    cache_columns: List[int]  # their columns in the cache
+    unscored: List[str]  # landmarks of the cache the model does not predict
+
+    @classmethod
+    def between(cls, model_names: Sequence[str], cache_names: Optional[Sequence[str]], cache: Path) -> "LandmarkMatch":
+        if cache_names is None:  # a cache without names: its landmarks are the model's, in order
+            cache_names = list(model_names)
+        position = {name: i for i, name in enumerate(model_names)}
+        pairs = [(name, position[name], j) for j, name in enumerate(cache_names) if name in position]
+        if not pairs:
+            raise ValueError(f"{cache}: none of its landmarks ({', '.join(cache_names[:5])}, ...) is among the "
+                             f"model's ({', '.join(model_names[:5])}, ...)")
+        names, model_columns, cache_columns = (list(column) for column in zip(*pairs))
+        return cls(names, model_columns, cache_columns, [n for n in cache_names if n not in position])
+
+    def describe(self) -> str:
+        text = f"{len(self.names)} landmarks scored ({', '.join(self.names)})"
+        return text + (f"; the model does not predict {', '.join(self.unscored)}" if self.unscored else "")
 
 
 @torch.no_grad()
 def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, split: str, condition: Condition,
                        translation: float, batch_size: int, baseline: bool, seed: int, limit: Optional[int],
-                       progress, device: torch.device = torch.device("cpu")) -> Dict[str, object]:
+                       progress, match: LandmarkMatch, num_points: Optional[int] = None,
+                       device: torch.device = torch.device("cpu")) -> Dict[str, object]:
     scan, decoding = checkpoint.inference.scan, checkpoint.inference.decoding
     # The hierarchy is built from each posed scan, as it would be for a user's scan.
     dataset = LandmarkDataset(cache, split, scan.sigma, scan.threshold, rotate=condition.rotate,
                               translation=translation if condition.translate else 0.0, realign=condition.realign,
-                              hierarchy=model.hierarchy, seed=seed, fixed_pose=True, rebuild_hierarchy=True)
+                              hierarchy=model.hierarchy, seed=seed, fixed_pose=True, rebuild_hierarchy=True,
+                              num_points=num_points)
     reference = ReferenceFace.load(cache / "reference.npz") if baseline else None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
     for start in progress(range(0, count, batch_size), desc=condition.name):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
+        for key in ("landmarks", "heatmaps", "labels"):  # the landmarks scored, in the model's order
+            batch[key] = batch[key][..., match.cache_columns, :] if key == "landmarks" \
+                else batch[key][..., match.cache_columns]
         on_device = to_device(batch, device)
         logits, offsets = model(on_device["points"], on_device["hierarchy"],
                                 normals=on_device["normals"] if model.config.normals else None, with_offsets=True)
         heat, predicted = decode(logits.cpu(), batch["points"], decoding,  # metrics and plots on the CPU
                                  None if offsets is None else offsets.cpu())
+        heat, predicted = heat[..., match.model_columns], predicted[:, match.model_columns]
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
         heat_all.append(heat)
         labels_all.append(batch["labels"])
         target_all.append(batch["heatmaps"])
         if reference is not None:
-            guess = np.stack([baseline_landmarks(p.numpy(), reference, seed=int(i))
+            guess = np.stack([baseline_landmarks(p.numpy(), reference, seed=int(i))[match.cache_columns]
                               for p, i in zip(batch["points"], batch["index"])])
             base_errors.append(landmark_errors_mm(torch.from_numpy(guess).float(), batch["landmarks"], batch["scale"]))
         if len(examples) < 3:
@@ -123,24 +159,26 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
              baseline: Sequence[str] = (), seed: int = 1234, limit: Optional[int] = None,
              progress: bool = True, device: str = "cpu") -> Dict[str, object]:
     """Runs every condition; ``baseline`` names the conditions that also get the ICP
-    mean-face baseline (it costs an ICP per scan)."""
+    mean-face baseline (it costs an ICP per scan). ``checkpoint`` None: the shipped model."""
     from tqdm import tqdm
 
     def bar(iterable, desc):
         return tqdm(iterable, desc=desc, disable=not progress, leave=False)
 
     cache, output = Path(cache), Path(output)
+    checkpoint = pretrained_path() if checkpoint is None else checkpoint
     output.mkdir(parents=True, exist_ok=True)
     device = choose_device(device)
     model, saved = load_model(checkpoint, device)
     manifest = json.loads((cache / MANIFEST).read_text())
-    check_point_count(saved, manifest, cache)
-    names = manifest.get("landmark_names") or [str(i + 1) for i in range(model.config.num_outputs)]
+    num_points = points_to_read(saved, manifest, cache)
+    match = LandmarkMatch.between(saved.inference.landmark_names, manifest.get("landmark_names"), cache)
+    names = match.names
     results = {}
     for condition in test_matrix(preprocessing, perturbations):
         results[condition.name] = evaluate_condition(model, saved, cache, split, condition, translation, batch_size,
                                                      condition.name in baseline or "all" in baseline, seed, limit, bar,
-                                                     device)
+                                                     match, num_points, device)
     examples = {name: r.pop("_examples") for name, r in results.items()}
 
     plots.pr_curves(results, output / "precision_recall.png")
@@ -156,8 +194,11 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     for i, (points, predicted, truth) in enumerate(examples[main]):
         plots.scan_picture(points, predicted, output / f"example_{i}.png", truth, title=f"test scan {i}, {main}")
 
+    points = f"the first {num_points} of each scan's {manifest['config']['points']} points (FPS order)" \
+        if num_points else f"all {manifest['config']['points']} points of each scan"
     report = {"checkpoint": str(checkpoint), "cache": str(cache), "split": split, "translation": translation,
-              "landmark_names": names, "conditions": results}
+              "landmark_names": names, "unscored_landmarks": match.unscored, "points": points,
+              "conditions": results}
     (output / "metrics.json").write_text(json.dumps(report, indent=1))
     table = summary_table(results)
     decoding = saved.inference.decoding
@@ -165,5 +206,5 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     (output / "summary.md").write_text(
         f"# Evaluation of {checkpoint}\n\n{split} split of {cache}; translations up to {translation} units; "
         f"landmark = {rule} >= {decoding.fraction} x peak; baseline = reference face aligned by ICP.\n\n"
-        f"{table}\n\nPlots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png\n")
-    return {"report": str(output), "table": table, "conditions": results}
+        f"Scored: {match.describe()}. The model reads {points}.\n\n{table}\n\nPlots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png\n")
+    return {"report": str(output), "table": table, "scored": match.describe(), "conditions": results}

@@ -278,7 +278,8 @@ def make_checkpoint(run: Run, epoch: int) -> Checkpoint:
                           sigma=config.data.sigma, threshold=config.data.threshold, normals=run.model_config.normals),
         decoding=Decoding.for_training(config.loss.name, run.model_config.head),
         provenance=Provenance(command=" ".join(sys.argv), data_digest=Path(config.data.cache).name,
-                              date=datetime.datetime.now().isoformat(timespec="seconds"), version=__version__),
+                              date=datetime.datetime.now().isoformat(timespec="seconds"), version=__version__,
+                              training_data=scan_config),
     )
     resume = ResumeState(run.optimizer.state_dict(), run.scheduler.state_dict(), epoch, run.step, run.history,
                          run.best, config.to_dict())
