@@ -19,7 +19,7 @@ export SE3UNET_ICT_DIR
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench pretrained clean
+.PHONY: install demo test bench pretrained browser clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/se3unet demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the page tests (tests/test_pages.py), installed when missing and we are
+# root; otherwise the tests say how to get it (and fail under CI=true).
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium"
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

@@ -206,6 +206,23 @@ def test_predict_finds_landmarks_that_turn_with_the_scan(checkpoint, sfm_model, 
     assert (tmp_path / "out" / "face.png").is_file()
 
 
+def test_predict_names_the_likely_unit_of_a_scan_not_in_millimetres(checkpoint, sfm_model, tmp_path, capsys):
+    from helpers import write_obj
+
+    vertices = sfm_model.shape.mean
+    write_obj(tmp_path / "face.obj", vertices, sfm_model.triangles)
+    write_obj(tmp_path / "metres.obj", vertices / 1000.0, sfm_model.triangles)
+    args = ["--checkpoint", str(checkpoint), "--output", str(tmp_path / "out"), "--no-picture"]
+    assert main(["predict", str(tmp_path / "metres.obj"), *args]) == 1
+    out = capsys.readouterr().out
+    assert "metres.obj: error:" in out and "mm across, implausible" in out and "likely in m: pass --unit m" in out
+    assert main(["predict", str(tmp_path / "metres.obj"), *args, "--unit", "m"]) == 0
+    assert main(["predict", str(tmp_path / "face.obj"), *args]) == 0
+    read = lambda name: np.loadtxt(tmp_path / "out" / f"{name}.landmarks.csv", delimiter=",", skiprows=1,
+                                   usecols=(1, 2, 3))
+    assert np.allclose(read("metres") * 1000.0, read("face"), atol=1e-3)  # the same landmarks, in the file's unit
+
+
 @pytest.mark.slow
 def test_demo_command_runs_end_to_end_on_tiny_settings(sfm_dir, tmp_path, capsys):
     overrides = [f"model.{k}={json.dumps(v)}" for k, v in TINY_MODEL.items() if k != "preset"]

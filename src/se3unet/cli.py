@@ -112,7 +112,7 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
     results = predict(args.scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
-                      device=args.device)
+                      device=args.device, html=args.html, unit=args.unit)
     failed = [r for r in results if "error" in r]
     for r in results:
         print(f"{r['scan']}: error: {r['error']}" if "error" in r else f"{r['scan']}: {r['landmarks']}")
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .choices import literal_values
     from .data.prepare import PrepareConfig
     from .data.preprocess import ScannerEffects
+    from .predict import UNITS
 
     Help = argparse.ArgumentDefaultsHelpFormatter  # every command's --help shows its defaults
 
@@ -259,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", default="predictions", help="folder for landmark files and pictures")
     pr.add_argument("--format", choices=["csv", "json"], default="csv", help="landmark file format")
     pr.add_argument("--no-picture", action="store_true", help="skip the picture of each scan (faster)")
+    pr.add_argument("--unit", default="mm", choices=list(UNITS),
+                    help="the scans' unit: a scan implausibly large or small in it is refused, naming the likely unit")
+    pr.add_argument("--html", action="store_true",
+                    help="a page per scan to turn around in a browser (offline), and index.html for several")
     pr.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     pr.set_defaults(run=_predict)
 

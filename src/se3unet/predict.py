@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .data.errors import DataError
-from .data.io import read_surface
+from .data.io import Surface, read_surface
 from .data.preprocess import ModelInput, model_input, surface_points
 from .inference import ScanSettings, choose_device, decode, load_model
 from .pretrained import pretrained_path
@@ -40,6 +40,12 @@ def prepare_scan(path: Path, settings: ScanSettings, seed: int = 0, timings: Opt
     collects the seconds of each stage: read, sample, normals + fps."""
     with timed(timings, "read"):
         surface = read_surface(path)
+    return surface_input(surface, path, settings, seed, timings)
+
+
+def surface_input(surface: Surface, path: Path, settings: ScanSettings, seed: int = 0,
+                  timings: Optional[Timings] = None) -> ModelInput:
+    """A read surface as the model reads it (``path`` names it in errors)."""
     with timed(timings, "sample"):
         points, normals = surface_points(surface.vertices, surface.triangles, surface.normals, settings.samples,
                                          np.random.default_rng(seed))
@@ -52,6 +58,25 @@ def prepare_scan(path: Path, settings: ScanSettings, seed: int = 0, timings: Opt
             raise DataError(path, str(error)) from None
 
 
+# Millimetres per unit of a scan file; the tool expects millimetres, as the training data.
+UNITS = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4, "um": 0.001}
+# A face crop is about 150-250 mm across, a head with neck and shoulders about 600 mm.
+PLAUSIBLE_EXTENT_MM = (60.0, 1500.0)
+
+
+def check_extent(surface: Surface, path: Path, unit: str) -> None:
+    """Refuses a scan whose size in ``unit`` is implausible for a face or head, naming the unit
+    it is likely in: a face in metres would otherwise be read as a 0.2 mm face."""
+    extent = float(np.linalg.norm(surface.vertices.max(axis=0) - surface.vertices.min(axis=0)))
+    low, high = PLAUSIBLE_EXTENT_MM
+    if low <= extent * UNITS[unit] <= high:
+        return
+    likely = [u for u, factor in UNITS.items() if low <= extent * factor <= high and u != unit]
+    hint = f"it is likely in {likely[0]}: pass --unit {likely[0]}" if likely else "no unit makes it a face or head"
+    raise DataError(path, f"is {extent:.4g} {unit} across, implausible for a face or head "
+                          f"({low:.0f}-{high:.0f} mm); {hint}")
+
+
 def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt: str, source: Path) -> None:
     if fmt == "json":
         path.write_text(json.dumps({"scan": str(source), "landmarks": {n: [float(v) for v in p] for n, p in zip(names, landmarks)}},
@@ -60,16 +85,21 @@ def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt
         with path.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["landmark", "x", "y", "z"])
-            writer.writerows([n, *(f"{v:.4f}" for v in p)] for n, p in zip(names, landmarks))
+            writer.writerows([n, *(f"{v:.7g}" for v in p)] for n, p in zip(names, landmarks))  # any unit
 
 
 @torch.no_grad()
 def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: str = "csv", picture: bool = True,
-            device: str = "auto", timings: Optional[Timings] = None) -> List[Dict[str, object]]:
+            device: str = "auto", timings: Optional[Timings] = None, html: bool = False,
+            unit: str = "mm") -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     (naming the file) set and nothing written for files that cannot be used. ``timings``
-    collects the seconds of each stage over all scans (read, sample, fps, model, write, picture).
-    ``checkpoint`` None: the shipped model."""
+    collects the seconds of each stage over all scans (read, sample, fps, model, write, picture,
+    page). ``checkpoint`` None: the shipped model. ``html``: a page per scan to turn around
+    (se3unet.pages), and index.html listing them when there are several. ``unit``: the scans'
+    unit (UNITS); landmarks are written in it, in each scan's own coordinates."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     checkpoint = pretrained_path() if checkpoint is None else checkpoint
     device = choose_device(device)
     model, saved = load_model(checkpoint, device)
@@ -80,7 +110,10 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     for scan in scans:
         path = Path(scan)
         try:
-            prepared = prepare_scan(path, inference.scan, timings=timings)
+            with timed(timings, "read"):
+                surface = read_surface(path)
+            check_extent(surface, path, unit)
+            prepared = surface_input(surface, path, inference.scan, timings=timings)
         except DataError as error:
             results.append({"scan": str(path), "error": str(error)})
             continue
@@ -103,5 +136,15 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
                 scan_picture(prepared.points * prepared.scale + prepared.centre, landmarks, image, title=path.name,
                              names=inference.landmark_names)
             result["picture"] = str(image)
+        if html:
+            from .pages import write_scan_page  # plotly only when a page is wanted
+
+            with timed(timings, "page"):
+                result["page"] = str(write_scan_page(out / f"{path.stem}.html", path.name, surface.vertices,
+                                                     surface.triangles, landmarks, inference.landmark_names, unit))
         results.append(result)
+    if html and len(scans) > 1:
+        from .pages import write_index
+
+        write_index(out / "index.html", results)
     return results

@@ -123,7 +123,8 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
                               for p, i in zip(batch["points"], batch["index"])])
             base_errors.append(landmark_errors_mm(torch.from_numpy(guess).float(), batch["landmarks"], batch["scale"]))
         if len(examples) < 3:
-            examples.append((batch["points"][0].numpy(), predicted[0].numpy(), batch["landmarks"][0].numpy()))
+            examples.append((batch["points"][0].numpy(), predicted[0].numpy(), batch["landmarks"][0].numpy(),
+                             float(batch["scale"][0])))
     heat, labels, target = torch.cat(heat_all), torch.cat(labels_all), torch.cat(target_all)
     prf = precision_recall_f1(heat, labels, THRESHOLDS)
     iou = iou_per_landmark(heat, target, IOU_THRESHOLDS)
@@ -152,6 +153,27 @@ def summary_table(results: Dict[str, Dict]) -> str:
             f"{e['mean_mm']:.2f} ± {e['std_mm']:.2f} | {e['success_rate']['2.5mm']:.1%} | "
             f"{e['success_rate']['5mm']:.1%} | {base} |")
     return "\n".join(lines)
+
+
+def write_report_page(output: Path, checkpoint, cache: Path, split: str, table: str, scored: str, condition: str,
+                      examples: Sequence[Tuple], names: Sequence[str]) -> Path:
+    """report.html: the table, the plots, and example test scans (in mm) to turn around, each
+    predicted landmark coloured by its error and joined to the true one."""
+    import html
+
+    from ..pages import figure_html, markdown_table_html, scan_figure, write_page
+
+    views = []
+    for i, (points, predicted, truth, scale) in enumerate(examples):
+        figure = scan_figure(points * scale, None, predicted * scale, names, truth=truth * scale)
+        figure.update_layout(title=f"test scan {i}, {condition}")
+        views.append(figure_html(figure))
+    plots_html = "".join(f'<img src="{name}" alt="{name}">' for name in
+                         ("ced.png", "per_landmark.png", "precision_recall.png", "iou.png") if (output / name).is_file())
+    body = (f"<p class=\"note\">{html.escape(split)} split of {html.escape(str(cache))}; model "
+            f"{html.escape(str(checkpoint))}. {html.escape(scored)}</p>\n{markdown_table_html(table)}\n"
+            f"<h2>Example test scans ({html.escape(condition)})</h2>\n{''.join(views)}\n<h2>Plots</h2>\n{plots_html}")
+    return write_page(output / "report.html", "se3unet evaluation", body)
 
 
 def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequence[str] = ("none", "icp", "raw"),
@@ -191,7 +213,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     if "baseline_error" in results[main]:
         per_landmark[f"baseline, {main}"] = results[main]["baseline_error"]["per_landmark_mm"]
     plots.per_landmark_errors(per_landmark, names, output / "per_landmark.png")
-    for i, (points, predicted, truth) in enumerate(examples[main]):
+    for i, (points, predicted, truth, _) in enumerate(examples[main]):
         plots.scan_picture(points, predicted, output / f"example_{i}.png", truth, title=f"test scan {i}, {main}")
 
     points = f"the first {num_points} of each scan's {manifest['config']['points']} points (FPS order)" \
@@ -206,5 +228,9 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     (output / "summary.md").write_text(
         f"# Evaluation of {checkpoint}\n\n{split} split of {cache}; translations up to {translation} units; "
         f"landmark = {rule} >= {decoding.fraction} x peak; baseline = reference face aligned by ICP.\n\n"
-        f"Scored: {match.describe()}. The model reads {points}.\n\n{table}\n\nPlots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png\n")
+        f"Scored: {match.describe()}. The model reads {points}.\n\n{table}\n\n"
+        f"Plots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png; report.html to turn the "
+        f"examples around\n")
+    write_report_page(output, checkpoint, cache, split, table, f"Scored: {match.describe()}. The model reads {points}.",
+                      main, examples[main], names)
     return {"report": str(output), "table": table, "scored": match.describe(), "conditions": results}
