@@ -68,6 +68,8 @@ def check_extent(surface: Surface, path: Path, unit: str) -> None:
     """Refuses a scan whose size in ``unit`` is implausible for a face or head, naming the unit
     it is likely in: a face in metres would otherwise be read as a 0.2 mm face."""
     extent = float(np.linalg.norm(surface.vertices.max(axis=0) - surface.vertices.min(axis=0)))
+    if not extent > 0:
+        raise DataError(path, "has no extent: all its points coincide")
     low, high = PLAUSIBLE_EXTENT_MM
     if low <= extent * UNITS[unit] <= high:
         return
