@@ -206,6 +206,16 @@ def test_predict_finds_landmarks_that_turn_with_the_scan(checkpoint, sfm_model, 
     assert (tmp_path / "out" / "face.png").is_file()
 
 
+def test_export_keeps_what_inference_needs_and_the_training_data(checkpoint, tmp_path, capsys):
+    assert main(["export", str(checkpoint), str(tmp_path / "shared.pt")]) == 0
+    assert "inference only, 50 landmarks" in capsys.readouterr().out
+    full, exported = Checkpoint.load(checkpoint), Checkpoint.load(tmp_path / "shared.pt")
+    assert full.resume is not None and exported.resume is None
+    assert exported.inference.provenance.training_data["points"] == 64
+    assert all(torch.equal(exported.inference.weights[k], v) for k, v in full.inference.weights.items())
+    assert (tmp_path / "shared.pt").stat().st_size < checkpoint.stat().st_size
+
+
 def test_predict_names_the_likely_unit_of_a_scan_not_in_millimetres(checkpoint, sfm_model, tmp_path, capsys):
     from helpers import write_obj
 

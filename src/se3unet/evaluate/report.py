@@ -105,9 +105,10 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
     for start in progress(range(0, count, batch_size), desc=condition.name):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
-        for key in ("landmarks", "heatmaps", "labels"):  # the landmarks scored, in the model's order
-            batch[key] = batch[key][..., match.cache_columns, :] if key == "landmarks" \
-                else batch[key][..., match.cache_columns]
+        # the landmarks scored, in the model's order: [B, K, 3] landmarks, [B, N, K] heatmaps and labels
+        batch["landmarks"] = batch["landmarks"][:, match.cache_columns]
+        for key in ("heatmaps", "labels"):
+            batch[key] = batch[key][..., match.cache_columns]
         on_device = to_device(batch, device)
         logits, offsets = model(on_device["points"], on_device["hierarchy"],
                                 normals=on_device["normals"] if model.config.normals else None, with_offsets=True)
@@ -218,6 +219,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
 
     points = f"the first {num_points} of each scan's {manifest['config']['points']} points (FPS order)" \
         if num_points else f"all {manifest['config']['points']} points of each scan"
+    scored = f"Scored: {match.describe()}. The model reads {points}."
     report = {"checkpoint": str(checkpoint), "cache": str(cache), "split": split, "translation": translation,
               "landmark_names": names, "unscored_landmarks": match.unscored, "points": points,
               "conditions": results}
@@ -228,9 +230,8 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     (output / "summary.md").write_text(
         f"# Evaluation of {checkpoint}\n\n{split} split of {cache}; translations up to {translation} units; "
         f"landmark = {rule} >= {decoding.fraction} x peak; baseline = reference face aligned by ICP.\n\n"
-        f"Scored: {match.describe()}. The model reads {points}.\n\n{table}\n\n"
+        f"{scored}\n\n{table}\n\n"
         f"Plots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png; report.html to turn the "
         f"examples around\n")
-    write_report_page(output, checkpoint, cache, split, table, f"Scored: {match.describe()}. The model reads {points}.",
-                      main, examples[main], names)
+    write_report_page(output, checkpoint, cache, split, table, scored, main, examples[main], names)
     return {"report": str(output), "table": table, "scored": match.describe(), "conditions": results}

@@ -144,14 +144,14 @@ def export_inference(path: Union[str, Path], output: Union[str, Path]) -> Checkp
     from dataclasses import replace
 
     checkpoint = Checkpoint.load(path)
-    inference = checkpoint.inference
-    if not inference.provenance.training_data and checkpoint.resume is not None:
+    if not checkpoint.inference.provenance.training_data and checkpoint.resume is not None:
         cache = checkpoint.resume.experiment.get("data", {}).get("cache")
         manifest = Path(cache or "") / "manifest.json"
         if cache and manifest.is_file():
             settings = json.loads(manifest.read_text())["config"]
-            inference = replace(inference, provenance=replace(inference.provenance, training_data=settings))
-    exported = Checkpoint(inference)
+            provenance = replace(checkpoint.inference.provenance, training_data=settings)
+            checkpoint = replace(checkpoint, inference=replace(checkpoint.inference, provenance=provenance))
+    exported = checkpoint.without_resume()
     exported.save(output)
     return exported
 
