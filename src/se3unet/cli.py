@@ -111,8 +111,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
+    from .locate import LocateSettings
+
+    locating = LocateSettings(crop=not args.whole_scan, radius_mm=args.crop_radius, samplings=args.samplings,
+                              candidates=args.candidates)
     results = predict(args.scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
-                      device=args.device, html=args.html, unit=args.unit)
+                      device=args.device, html=args.html, unit=args.unit, locating=locating)
     failed = [r for r in results if "error" in r]
     for r in results:
         print(f"{r['scan']}: error: {r['error']}" if "error" in r else f"{r['scan']}: {r['landmarks']}")
@@ -264,6 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the scans' unit: a scan implausibly large or small in it is refused, naming the likely unit")
     pr.add_argument("--html", action="store_true",
                     help="a page per scan to turn around in a browser (offline), and index.html for several")
+    pr.add_argument("--samplings", type=int, default=8,
+                    help="sample the face this many times and average the landmarks (1: fastest)")
+    pr.add_argument("--crop-radius", type=float, default=120.0,
+                    help="mm: the face is read as a sphere this large around the nose tip found")
+    pr.add_argument("--candidates", type=int, default=16,
+                    help="face-sized crops tried when the face is a small part of the scan (a head, shoulders)")
+    pr.add_argument("--whole-scan", action="store_true",
+                    help="one pass over the whole scan, no crop (as the model was trained; loses a face that is a "
+                         "small part of the scan)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     pr.set_defaults(run=_predict)
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
-import torch
 
 from .data.errors import DataError
 from .data.io import Surface, read_surface
 from .data.preprocess import ModelInput, model_input, surface_points
-from .inference import ScanSettings, choose_device, decode, load_model
+from .inference import ScanSettings, choose_device, load_model
+from .locate import LandmarkReader, LocateSettings, locate
 from .pretrained import pretrained_path
 
 Timings = Dict[str, float]
@@ -90,22 +90,23 @@ def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt
             writer.writerows([n, *(f"{v:.7g}" for v in p)] for n, p in zip(names, landmarks))  # any unit
 
 
-@torch.no_grad()
 def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: str = "csv", picture: bool = True,
             device: str = "auto", timings: Optional[Timings] = None, html: bool = False,
-            unit: str = "mm") -> List[Dict[str, object]]:
+            unit: str = "mm", locating: LocateSettings = LocateSettings()) -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     (naming the file) set and nothing written for files that cannot be used. ``timings``
     collects the seconds of each stage over all scans (read, sample, fps, model, write, picture,
     page). ``checkpoint`` None: the shipped model. ``html``: a page per scan to turn around
     (se3unet.pages), and index.html listing them when there are several. ``unit``: the scans'
-    unit (UNITS); landmarks are written in it, in each scan's own coordinates."""
+    unit (UNITS); landmarks are written in it, in each scan's own coordinates. ``locating``: how
+    the face is found in a larger scan and how many samplings of it are averaged (se3unet.locate)."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     checkpoint = pretrained_path() if checkpoint is None else checkpoint
     device = choose_device(device)
     model, saved = load_model(checkpoint, device)
     inference = saved.inference
+    read = LandmarkReader(model, inference, device)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -119,13 +120,12 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
         except DataError as error:
             results.append({"scan": str(path), "error": str(error)})
             continue
-        with timed(timings, "model"):  # includes the hierarchy (FPS levels, kNN) and decoding
-            x = torch.from_numpy(prepared.points)[None].to(device)
-            n = torch.from_numpy(prepared.normals)[None].to(device) if model.config.normals else None
-            logits, offsets = model(x, normals=n, with_offsets=True)
-            _, landmarks_unit = decode(logits, x, inference.decoding, offsets)
-            landmarks_unit = landmarks_unit[0].cpu().numpy().astype(np.float64)
-        landmarks = landmarks_unit * prepared.scale + prepared.centre
+        with timed(timings, "model"):  # every pass: crops, the hierarchy (FPS levels, kNN), decoding
+            try:
+                landmarks = locate(surface, path, prepared, read, locating, UNITS[unit])
+            except DataError as error:
+                results.append({"scan": str(path), "error": str(error)})
+                continue
         target = out / f"{path.stem}.landmarks.{fmt}"
         with timed(timings, "write"):
             write_landmarks(target, landmarks, inference.landmark_names, fmt, path)
