@@ -9,6 +9,10 @@ writing the landmarks and drawing the picture.
 
     python benchmarks/predict_throughput.py                 # 20 scans on the CPU
     python benchmarks/predict_throughput.py --device cuda   # the model on a GPU
+    python benchmarks/predict_throughput.py --whole-scan    # one pass a scan, no crop (the model stage 1/10)
+
+By default predict reads each face as se3unet.locate does (a first pass, a crop, 8 samplings
+averaged: 10 passes of the model); --samplings and --whole-scan set that as predict's options do.
 
 The last line is JSON: {"picture_on": {...}, "picture_off": {...}}.
 """
@@ -56,13 +60,14 @@ def write_checkpoint(path: Path, points: int) -> None:
     Checkpoint(InferenceState(model.config.to_dict(), model.state_dict(), names, ScanSettings(points=points))).save(path)
 
 
-def run(scans, checkpoint: Path, output: Path, picture: bool, device: str) -> dict:
+def run(scans, checkpoint: Path, output: Path, picture: bool, device: str, locating) -> dict:
     from se3unet.predict import predict
 
-    predict(scans[:1], str(checkpoint), str(output), picture=picture, device=device)  # warm-up
+    predict(scans[:1], str(checkpoint), str(output), picture=picture, device=device, locating=locating)  # warm-up
     timings = {}
     start = time.perf_counter()
-    results = predict(scans, str(checkpoint), str(output), picture=picture, device=device, timings=timings)
+    results = predict(scans, str(checkpoint), str(output), picture=picture, device=device, timings=timings,
+                      locating=locating)
     total = time.perf_counter() - start
     failed = [r for r in results if "error" in r]
     if failed:
@@ -77,16 +82,22 @@ def main():
     parser.add_argument("--points", type=int, default=2048)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sfm-dir", default=None, help="Surrey Face Model folder (default: $SE3UNET_SFM_DIR)")
+    parser.add_argument("--samplings", type=int, default=8, help="as predict's --samplings")
+    parser.add_argument("--whole-scan", action="store_true", help="as predict's --whole-scan: one pass a scan")
     args = parser.parse_args()
+    from se3unet.locate import LocateSettings
+
+    locating = LocateSettings(crop=not args.whole_scan, samplings=args.samplings)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         what = write_meshes(folder, args.scans, args.sfm_dir)
         write_checkpoint(folder / "model.pt", args.points)
         scans = sorted(str(p) for p in folder.glob("scan*.obj"))
         results = {f"picture_{'on' if picture else 'off'}": run(scans, folder / "model.pt", folder / "out", picture,
-                                                                 args.device)
+                                                                 args.device, locating)
                    for picture in (True, False)}
-    print(f"se3unet predict, default model, {args.points} points, {args.device}; {what}")
+    how = "whole scan, one pass" if args.whole_scan else f"located, {args.samplings} samplings"
+    print(f"se3unet predict, default model, {args.points} points, {args.device}, {how}; {what}")
     print(f"{'picture':8} {'scans/s':>8} " + " ".join(f"{s:>8}" for s in STAGES) + "   (ms per scan)")
     for name, r in results.items():
         print(f"{name[8:]:8} {r['scans_per_second']:8.2f} " + " ".join(f"{1e3 * r['stages'][s]:8.1f}" for s in STAGES))

@@ -3,6 +3,6 @@
 
 def write_obj(path, vertices, faces):
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines = [f"v {x:.17g} {y:.17g} {z:.17g}" for x, y, z in vertices]  # exact: a scaled copy stays exact
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
     path.write_text("\n".join(lines) + "\n")
