@@ -15,7 +15,7 @@ from typing import Tuple, Union
 
 import torch
 
-from ..model import SE3Unet, UNetConfig
+from ..model import UNetConfig, build_network
 from .checkpoint import Checkpoint, InferenceState, Provenance, ResumeState, ScanSettings, convert_legacy
 from .decode import Decoding, decode, heatmaps_from_logits, landmark_errors_mm, landmarks_from_heatmaps, vote_spread
 
@@ -34,13 +34,13 @@ def choose_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def build_model(inference: InferenceState, device: Union[str, torch.device] = "cpu") -> SE3Unet:
-    model = SE3Unet(UNetConfig.from_dict(inference.model_config))
+def build_model(inference: InferenceState, device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
+    model = build_network(UNetConfig.from_dict(inference.model_config))
     model.load_state_dict(inference.weights)
     return model.to(device).eval()
 
 
-def load_model(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Tuple[SE3Unet, Checkpoint]:
+def load_model(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Tuple[torch.nn.Module, Checkpoint]:
     """The model of a checkpoint, in evaluation mode on ``device``, and the checkpoint."""
     checkpoint = Checkpoint.load(path, device)
     return build_model(checkpoint.inference, device), checkpoint

@@ -10,6 +10,9 @@ from ..choices import check_choices
 
 @dataclass(frozen=True)
 class UNetConfig:
+    # se3unet: SE(3)-Transformer blocks (SE3Unet); edgeconv: the non-equivariant DGCNN-style
+    # baseline on the same hierarchy, pooling, upsampling and head (EdgeConvUnet)
+    architecture: Literal["se3unet", "edgeconv"] = "se3unet"
     num_outputs: int = 50  # K landmark heatmaps (68 for FaceScape, 50 for the Surrey Face Model)
     degrees: Tuple[int, ...] = (0, 1)
     channels: Tuple[int, ...] = (8, 16, 16)  # per degree, one entry per level (levels = len - 1)

@@ -34,7 +34,13 @@ ORIGINAL = REPORT_V1.replace(
 # error after 3 minutes of training from 14.6 to 9.5 mm).
 DEFAULT = UNetConfig()
 
-PRESETS: Dict[str, UNetConfig] = {"default": DEFAULT, "report-v1": REPORT_V1, "original": ORIGINAL}
+# The non-equivariant baseline (issue 10): a DGCNN-style EdgeConv U-Net on the default's
+# hierarchy (two poolings to 1/4 and 1/16, k = 12, max pooling), with 32/64/128 scalar channels
+# and the offset head; translation invariant, rotations only as trained.
+BASELINE = DEFAULT.replace(architecture="edgeconv", channels=(32, 64, 128), head="offset")
+
+PRESETS: Dict[str, UNetConfig] = {"default": DEFAULT, "report-v1": REPORT_V1, "original": ORIGINAL,
+                                  "baseline": BASELINE}
 
 
 def preset(name: str, **overrides: Any) -> UNetConfig:

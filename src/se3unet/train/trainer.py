@@ -28,7 +28,7 @@ from ..data.prepare import MANIFEST
 from ..evaluate.metrics import precision_recall_f1
 from ..inference import (Checkpoint, Decoding, InferenceState, Provenance, ResumeState, ScanSettings, decode,
                          landmark_errors_mm)
-from ..model import SE3Unet, UNetConfig
+from ..model import UNetConfig, build_network
 from .config import ExperimentConfig, LossSettings
 from .distributed import Distributed, setup, teardown
 from .losses import compute_loss, offset_loss, positive_weights
@@ -82,7 +82,7 @@ def total_loss(loss: LossSettings, logits: torch.Tensor, offsets: Optional[torch
 
 
 @torch.no_grad()
-def validate(model: SE3Unet, dataset: LandmarkDataset, loss: LossSettings, batch_size: int, device: torch.device,
+def validate(model: torch.nn.Module, dataset: LandmarkDataset, loss: LossSettings, batch_size: int, device: torch.device,
              pos_weight: Optional[torch.Tensor], limit: Optional[int] = None) -> Dict[str, float]:
     """Loss, landmark error and F1 at 0.5, averaged over every scan (the first ``limit``)."""
     was_training = model.training
@@ -103,7 +103,7 @@ def validate(model: SE3Unet, dataset: LandmarkDataset, loss: LossSettings, batch
             "val_f1": sum(f1) / count}
 
 
-def split_dataset(config: ExperimentConfig, split: str, model: SE3Unet, seed: int,
+def split_dataset(config: ExperimentConfig, split: str, model: torch.nn.Module, seed: int,
                   fixed_pose: bool = False) -> LandmarkDataset:
     d = config.data
     return LandmarkDataset(d.cache, split, d.sigma, d.threshold, d.rotate, d.translation, d.realign,
@@ -169,7 +169,7 @@ class Run:
     state: Distributed
     output: Path
     model_config: UNetConfig
-    model: SE3Unet
+    model: torch.nn.Module  # SE3Unet or the EdgeConvUnet baseline
     network: torch.nn.Module  # the model, wrapped for DDP when distributed
     train_set: LandmarkDataset
     val_set: LandmarkDataset
@@ -197,7 +197,7 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     names = manifest.get("landmark_names")
     if "num_outputs" not in config.model and names:  # one output per landmark of the data, unless told
         model_config = model_config.replace(num_outputs=len(names))
-    model = SE3Unet(model_config).to(state.device)
+    model = build_network(model_config).to(state.device)
     train_set = split_dataset(config, "train", model, config.run.seed)
     val_set = split_dataset(config, "val", model, config.run.seed + 1, fixed_pose=True)
     if train_set.num_landmarks != model_config.num_outputs:
