@@ -346,3 +346,14 @@ def test_the_baseline_trains_and_evaluates_through_the_same_commands(tiny_cache,
     conditions = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["conditions"]
     # Not equivariant: random poses change its answers (the SE3Unet's stay the same, above).
     assert conditions["raw / both"]["error_mm"] != pytest.approx(conditions["none"]["error_mm"], rel=1e-2)
+
+
+def test_training_on_the_first_points_of_each_scan_records_what_predict_must_read(tiny_cache, tmp_path):
+    config = tiny_config(tiny_cache, tmp_path / "run", epochs=1)
+    config.data.points = 32  # of the cache's 64: a 2048-point study cache serves 1024-point ablations
+    train(config, progress=False)
+    saved = Checkpoint.load(tmp_path / "run" / "best.pt")
+    assert saved.inference.scan.points == 32
+    config.data.points = 128
+    with pytest.raises(ValueError, match="cannot take 128 points"):
+        train(config, progress=False)

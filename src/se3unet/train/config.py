@@ -43,6 +43,7 @@ class DataSettings:
     rotate: bool = True  # random rotation over SO(3) per scan and epoch
     translation: float = 0.2  # random translation in +-this many units
     realign: bool = False  # ICP to the reference face after the motion
+    points: Optional[int] = None  # train on the first n (FPS-ordered) points of each cached scan (None: all)
 
 
 @dataclass

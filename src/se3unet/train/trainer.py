@@ -107,7 +107,7 @@ def split_dataset(config: ExperimentConfig, split: str, model: torch.nn.Module, 
                   fixed_pose: bool = False) -> LandmarkDataset:
     d = config.data
     return LandmarkDataset(d.cache, split, d.sigma, d.threshold, d.rotate, d.translation, d.realign,
-                           hierarchy=model.hierarchy, seed=seed, fixed_pose=fixed_pose)
+                           hierarchy=model.hierarchy, seed=seed, fixed_pose=fixed_pose, num_points=d.points)
 
 
 def training_pos_weight(dataset: LandmarkDataset, sigma: float, threshold: float) -> torch.Tensor:
@@ -274,7 +274,7 @@ def make_checkpoint(run: Run, epoch: int) -> Checkpoint:
     inference = InferenceState(
         model_config=run.model_config.to_dict(), weights=run.model.state_dict(),
         landmark_names=run.manifest.get("landmark_names") or [str(i + 1) for i in range(run.model_config.num_outputs)],
-        scan=ScanSettings(samples=int(scan_config["samples"]), points=int(scan_config["points"]),
+        scan=ScanSettings(samples=int(scan_config["samples"]), points=int(config.data.points or scan_config["points"]),
                           sigma=config.data.sigma, threshold=config.data.threshold, normals=run.model_config.normals),
         decoding=Decoding.for_training(config.loss.name, run.model_config.head),
         provenance=Provenance(command=" ".join(sys.argv), data_digest=Path(config.data.cache).name,
