@@ -79,7 +79,7 @@ def vote_spread(points: torch.Tensor, heatmaps: torch.Tensor, landmarks: torch.T
     """[B]: how far the votes behind each landmark lie from it (the weighted RMS distance, in
     the cloud's units), averaged over the landmarks. Small when the points near every peak
     agree, as they do on a face; large where the model finds no face (measured with the
-    shipped model: about 1.5 mm on face crops, 5-14 mm on crops of neck or skull).
+    shipped model: 1.3-2.5 mm on face crops, 5-14 mm on crops of neck or skull).
     Without offsets the votes are the points themselves (the heatmap's own width)."""
     votes = points.unsqueeze(2) if offsets is None else points.unsqueeze(2) + offsets  # [B, N, 1|K, 3]
     squared = ((votes - landmarks.unsqueeze(1)) ** 2).sum(-1)  # [B, N, K]
