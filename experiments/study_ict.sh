@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Issue 10's study on ICT Face Model faces (docs/RESULTS.md): the report's protocol sizes (669
+# training, 64 validation, 167 test identities, 2 scans each, 2048 points) with the shipped
+# model's scanner effects; every model trained from scratch on this split with the same budget,
+# then the report's full test matrix. One model at a time; run it again after an interruption
+# and it resumes (train --resume; a model whose table exists is skipped).
+#
+#   bash experiments/study_ict.sh baseline-rotaug baseline default     # the models to run, in order
+#
+# BUDGET=ablation (default): 1024 of the 2048 points, 2 epochs = 668 steps of batch 4.
+# BUDGET=main: 2048 points, 10 epochs = 3,340 steps of batch 4 (a GPU's work).
+# Run in the project's .venv with SE3UNET_ICT_DIR set.
+set -euo pipefail
+BUDGET=${BUDGET:-ablation}
+OUT=${OUT:-experiments/results/study-$BUDGET}
+cache=$(se3unet prepare --source ict --subjects 900 --val 64 --test 167 --expressions 2 --seed 2024 --samples 16000 \
+    --points 2048 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --cache-dir cache/ict-protocol --quiet \
+    | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["cache"])')
+case $BUDGET in
+    ablation) SETTINGS="data.points=1024 optim.epochs=2" ;;
+    main) SETTINGS="optim.epochs=10" ;;
+    *) echo "BUDGET must be ablation or main" >&2; exit 2 ;;
+esac
+declare -A CONFIGS=(
+    [default]=configs/shipped.yaml              # the shipped recipe
+    [original]=configs/report-v1-bce.yaml       # overridden below: the original preset, canonical poses
+    [baseline]=configs/baseline.yaml            # EdgeConv U-Net, canonical poses
+    [baseline-rotaug]=configs/baseline-rotaug.yaml
+)
+declare -A EXTRA=(
+    [default]="" [baseline]="" [baseline-rotaug]=""
+    [original]="model.preset=original data.rotate=false"
+)
+for name in "$@"; do
+    [ -n "${CONFIGS[$name]:-}" ] || { echo "unknown model $name (${!CONFIGS[*]})" >&2; exit 2; }
+    mkdir -p "$OUT/$name"
+    if [ -f "$OUT/$name/table.txt" ]; then echo "$name: done ($OUT/$name/table.txt)"; continue; fi
+    # shellcheck disable=SC2086
+    se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="runs/study-$BUDGET/$name" \
+        run.time_limit=null $SETTINGS ${EXTRA[$name]}
+    cp "runs/study-$BUDGET/$name/epochs.csv" "runs/study-$BUDGET/$name/training.png" "$OUT/$name/"
+    se3unet evaluate --checkpoint "runs/study-$BUDGET/$name/best.pt" --cache "$cache" --output "$OUT/$name" --baseline \
+        --quiet > "$OUT/$name/evaluate.log"
+    head -n -1 "$OUT/$name/evaluate.log" > "$OUT/$name/table.txt"
+    rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
+done

@@ -1,0 +1,73 @@
+"""The study's tables (issue 10, docs/RESULTS.md) from the evaluations that experiments/study_ict.sh
+wrote: one Markdown table of error / mean IoU at 0.2 / peak F1 per model and condition, the
+per-region errors, and results.json in the issue's schema:
+
+    {"models": {NAME: {CONDITION: {"error_mm": x, "iou_0.2": x, "f1_peak": x}}}}
+
+with the ICP mean-face baseline as "icp-mean-face" (error only, the conditions it was run on).
+
+    python experiments/study_tables.py experiments/results/study-ablation [--json OUT.json]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+# iBUG-68, 1-based, by region (the jaw is the jawline 1-17).
+REGIONS = {"jaw": range(1, 18), "brows": range(18, 28), "nose": range(28, 37), "eyes": range(37, 49),
+           "mouth": range(49, 69)}
+
+
+def cell(condition: dict) -> dict:
+    at = condition["iou_thresholds"].index(0.2)
+    return {"error_mm": round(condition["error"]["mean_mm"], 3), "iou_0.2": round(condition["mean_iou"][at], 3),
+            "f1_peak": round(max(condition["f1"]), 3)}
+
+
+def region_errors(metrics: dict, condition: str) -> dict:
+    names, per_landmark = metrics["landmark_names"], metrics["conditions"][condition]["error"]["per_landmark_mm"]
+    by_name = dict(zip(names, per_landmark))
+    return {region: round(float(np.nanmean([by_name[f"ibug{n}"] for n in numbers if f"ibug{n}" in by_name])), 2)
+            for region, numbers in REGIONS.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--json", type=Path, help="where to write results.json (default: FOLDER/results.json)")
+    args = parser.parse_args()
+    runs = {p.parent.name: json.loads(p.read_text()) for p in sorted(args.folder.glob("*/metrics.json"))}
+    if not runs:
+        raise SystemExit(f"{args.folder}: no */metrics.json (run experiments/study_ict.sh first)")
+    models, icp = {}, {}
+    for name, metrics in runs.items():
+        models[name] = {c: cell(v) for c, v in metrics["conditions"].items()}
+        icp.update({c: {"error_mm": round(v["baseline_error"]["mean_mm"], 3)}
+                    for c, v in metrics["conditions"].items() if "baseline_error" in v})
+    if icp:
+        models["icp-mean-face"] = icp
+    out = args.json or args.folder / "results.json"
+    out.write_text(json.dumps({"models": models}, indent=1) + "\n")
+    conditions = list(next(iter(runs.values()))["conditions"])
+    print("| model | " + " | ".join(conditions) + " |")
+    print("| --- |" + " --- |" * len(conditions))
+    for name, cells in models.items():
+        row = [f"{cells[c]['error_mm']:.2f} mm" + (f" / {cells[c]['iou_0.2']:.2f} / {cells[c]['f1_peak']:.2f}"
+                                                   if "iou_0.2" in cells[c] else "") if c in cells else "-"
+               for c in conditions]
+        print(f"| {name} | " + " | ".join(row) + " |")
+    print("\n(error / mean IoU at 0.2 / peak F1)\n")
+    print("| model | condition | " + " | ".join(REGIONS) + " |")
+    print("| --- | --- |" + " --- |" * len(REGIONS))
+    for name, metrics in runs.items():
+        for condition in ("none", "raw / both"):
+            if condition in metrics["conditions"]:
+                errors = region_errors(metrics, condition)
+                print(f"| {name} | {condition} | " + " | ".join(f"{errors[r]:.2f}" for r in REGIONS) + " |")
+    print(f"\n{out}")
+
+
+if __name__ == "__main__":
+    main()
