@@ -39,7 +39,10 @@ for name in "$@"; do
     se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="runs/study-$BUDGET/$name" \
         run.time_limit=null $SETTINGS ${EXTRA[$name]}
     cp "runs/study-$BUDGET/$name/epochs.csv" "runs/study-$BUDGET/$name/training.png" "$OUT/$name/"
-    se3unet evaluate --checkpoint "runs/study-$BUDGET/$name/best.pt" --cache "$cache" --output "$OUT/$name" --baseline \
+    # The ICP mean-face baseline sees the same scans and poses whatever the model: run it once.
+    baseline="--baseline all"
+    grep -qs baseline_error "$OUT"/*/metrics.json && baseline=--baseline
+    se3unet evaluate --checkpoint "runs/study-$BUDGET/$name/best.pt" --cache "$cache" --output "$OUT/$name" $baseline \
         --quiet > "$OUT/$name/evaluate.log"
     head -n -1 "$OUT/$name/evaluate.log" > "$OUT/$name/table.txt"
     rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
