@@ -14,7 +14,7 @@ from se3unet.data.io import Surface
 from se3unet.data.sources import SurreyFaceSource
 from se3unet.data.synthetic_head import embed_in_head
 from se3unet.inference.decode import vote_spread
-from se3unet.locate import LandmarkReader, LocateSettings, locate, sample_sphere
+from se3unet.locate import Anchors, LandmarkReader, LocateSettings, locate, sample_sphere
 from se3unet.predict import surface_input
 
 
@@ -43,6 +43,19 @@ def test_a_crop_of_a_cloud_keeps_its_points_inside_the_sphere():
     inside = np.linalg.norm(cloud, axis=1) <= 60.0
     assert normals is None and len(points) == inside.sum()
     assert set(map(tuple, points)) == set(map(tuple, cloud[inside]))
+
+
+def test_a_crop_centre_off_by_float32_error_is_moved_onto_the_same_surface_sample():
+    mesh = grid_mesh(100.0, 20)
+    anchors = Anchors(mesh, 4000)
+    rng = np.random.default_rng(1)
+    for centre in anchors.points[rng.choice(4000, 20, replace=False)] + rng.normal(0, 0.3, (20, 3)):
+        snapped = anchors.snap(centre)
+        assert any(np.array_equal(snapped, p) for p in anchors.points)
+        assert np.array_equal(anchors.snap(centre + rng.normal(0, 1e-4, 3)), snapped)
+    turn = Rotation.random(random_state=2).as_matrix()
+    turned = Anchors(Surface(mesh.vertices @ turn.T + 5.0, mesh.triangles), 4000)
+    assert np.abs(turned.points - (anchors.points @ turn.T + 5.0)).max() < 1e-9  # the same samples in any pose
 
 
 def test_vote_spread_is_the_rms_distance_of_the_votes_behind_a_landmark():
@@ -108,7 +121,7 @@ def test_locating_turns_with_the_scan_and_reads_its_unit(reader, face_and_head):
     turn = Rotation.random(random_state=5).as_matrix()
     in_metres = Surface(head.vertices / 1000.0, head.triangles)  # the radii and search follow --unit
     there = predicted(reader, in_metres, settings, turn, np.array([0.1, 0.2, -0.3]), mm_per_unit=1000.0) * 1000.0
-    assert np.abs(here - there).max() < 0.05  # mm
+    assert np.abs(here - there).max() < 0.01  # mm: float32 rounding; a different crop moves them by tenths
 
 
 def test_an_ict_head_and_its_own_face_crop_get_nearly_the_same_landmarks(reader, ict_model):

@@ -60,7 +60,7 @@ def test_predict_without_a_checkpoint_finds_the_landmarks_of_a_face_in_any_pose(
     found = np.array([face[f"ibug{n}"] for n in sfm_model.landmark_numbers])
     assert np.linalg.norm(found - truth, axis=1).mean() < 6.0  # mm, over the 50 landmarks the SFM defines
     moved = np.array([turned[f"ibug{n}"] for n in sfm_model.landmark_numbers])
-    assert np.abs(found @ turn.T - 40.0 - moved).max() < 0.05  # the same landmarks, turned and moved
+    assert np.abs(found @ turn.T - 40.0 - moved).max() < 0.01  # mm: the same landmarks, turned and moved (float32 rounding)
 
 
 def test_evaluate_without_a_checkpoint_scores_the_landmarks_the_cache_defines(shipped, sfm_dir, tmp_path, capsys):

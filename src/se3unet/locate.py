@@ -16,7 +16,11 @@ takes in more of a neck and skull; at 120 mm ICT faces score 3.0 mm and ICT head
 pass).
 
 Every step turns with the scan: the surface samples are the same points in any pose (the same
-seeds), the candidate centres are their first FPS points, and the crops are spheres.
+seeds), the candidate centres are their first FPS points, and the crops are spheres. A crop's
+centre is snapped to the nearest of a fixed sample of the surface (``Anchors``): the model's
+landmarks carry float32 error (~1e-4 mm), and a centre that moved by that much would let a
+triangle or sample at the sphere's edge fall in or out, change every later draw and move the
+landmarks by tenths of a millimetre between two poses of one scan.
 """
 
 from __future__ import annotations
@@ -113,6 +117,18 @@ def sample_sphere(surface: Surface, centre: np.ndarray, radius: float, samples: 
     return points[inside], normals[inside]
 
 
+class Anchors:
+    """Where crops may be centred: a fixed-seed sample of the surface in float64, the same points
+    in any pose to rounding; a centre near one of them is moved onto it."""
+
+    def __init__(self, surface: Surface, samples: int):
+        self.points = surface_points(surface.vertices, surface.triangles if surface.is_mesh else None, None, samples,
+                                     np.random.default_rng(0))[0]
+
+    def snap(self, centre: np.ndarray) -> np.ndarray:
+        return self.points[np.argmin(np.linalg.norm(self.points - centre, axis=1))]
+
+
 def crop_input(surface: Surface, path: Path, centre: np.ndarray, radius: float, points: int, samples: int,
                seed: int) -> ModelInput:
     found, normals = sample_sphere(surface, centre, radius, samples, np.random.default_rng(seed))
@@ -134,20 +150,22 @@ def locate(surface: Surface, path: Path, first: ModelInput, read: LandmarkReader
     if not settings.crop:
         return found.landmarks
     radius = settings.radius_mm / mm_per_unit
+    anchors = Anchors(surface, scan.samples)
     whole = first.points * first.scale + first.centre  # FPS-ordered: its first points spread over the scan
     outside = np.linalg.norm(whole - crop_centre(found.landmarks, names), axis=1) > radius
     if outside.mean() > settings.search_outside:  # more than a face around what was found
         crops = []
         for middle in whole[:settings.candidates]:
             try:
-                crops.append(crop_input(surface, path, middle, radius, scan.points, scan.samples, 0))
+                crops.append(crop_input(surface, path, anchors.snap(middle), radius, scan.points, scan.samples, 0))
             except DataError:  # too little surface there (an edge, a stray point): not a face
                 continue
         found = min([found, *read(crops)], key=lambda r: r.spread)
     # Once on the crop, to centre the final one on the nose tip it finds there; then averaged.
-    centre = crop_centre(found.landmarks, names)
+    centre = anchors.snap(crop_centre(found.landmarks, names))
     centre = crop_centre(read([crop_input(surface, path, centre, radius, scan.points, scan.samples, 0)])[0].landmarks,
                          names)
+    centre = anchors.snap(centre)
     final = [crop_input(surface, path, centre, radius, scan.points, scan.samples, seed)
              for seed in range(settings.samplings)]
     return np.mean([r.landmarks for r in read(final)], axis=0)
