@@ -4,7 +4,9 @@ per-region errors, and results.json in the issue's schema:
 
     {"models": {NAME: {CONDITION: {"error_mm": x, "iou_0.2": x, "f1_peak": x}}}}
 
-with the ICP mean-face baseline as "icp-mean-face" (error only, the conditions it was run on).
+with the ICP mean-face baseline as "icp-mean-face" (error only, the conditions it was run on),
+the success rates (share of landmarks within 2.5 / 5 / 10 mm) and FOLDER/ced.png: every model's
+cumulative error distribution in the hardest cell (raw / both) and on aligned scans (none).
 
     python experiments/study_tables.py experiments/results/study-ablation [--json OUT.json]
 """
@@ -66,7 +68,33 @@ def main() -> None:
             if condition in metrics["conditions"]:
                 errors = region_errors(metrics, condition)
                 print(f"| {name} | {condition} | " + " | ".join(f"{errors[r]:.2f}" for r in REGIONS) + " |")
-    print(f"\n{out}")
+    print("\n| model | condition | within 2.5 mm | within 5 mm | within 10 mm |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, metrics in runs.items():
+        for condition in ("none", "raw / both"):
+            if condition in metrics["conditions"]:
+                rates = metrics["conditions"][condition]["error"]["success_rate"]
+                print(f"| {name} | {condition} | " + " | ".join(f"{rates[t]:.1%}" for t in ("2.5mm", "5mm", "10mm")) + " |")
+    picture = args.folder / "ced.png"
+    ced_figure(runs, picture)
+    print(f"\n{out}\n{picture}")
+
+
+def ced_figure(runs: dict, out: Path) -> None:
+    """One CED curve per model and condition (none, raw / both), the ICP baseline's in raw / both."""
+    from se3unet.plots import ced_curves
+
+    curves = {}
+    for name, metrics in runs.items():
+        for condition in ("none", "raw / both"):
+            if condition in metrics["conditions"]:
+                curves[f"{name} ({condition})"] = metrics["conditions"][condition]["error"]["ced"]
+    baseline = [m["conditions"]["raw / both"]["baseline_error"] for m in runs.values()
+                if "baseline_error" in m["conditions"].get("raw / both", {})]
+    if baseline:
+        curves["ICP mean face (raw / both)"] = baseline[0]["ced"]
+    limit = max(c["mm"][-1] for c in curves.values())  # as far as the evaluation tabulated it
+    ced_curves(curves, out, limit_mm=limit, title="cumulative error distribution, ICT test scans")
 
 
 if __name__ == "__main__":

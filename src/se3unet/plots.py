@@ -89,16 +89,16 @@ def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
     _save(fig, out)
 
 
-def ced_curves(curves: Dict[str, Dict], out: PathLike) -> None:
-    """Cumulative error distribution: share of landmarks within x mm."""
+def ced_curves(curves: Dict[str, Dict], out: PathLike, limit_mm: float = 20.0, title: str = "") -> None:
+    """Cumulative error distribution: share of landmarks within x mm (up to ``limit_mm``)."""
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.subplots()
     for name, ced in curves.items():
         ax.plot(ced["mm"], ced["fraction"], label=name)
     for t in (2.5, 5, 10):
         ax.axvline(t, color="grey", lw=0.5, ls=":")
-    ax.set(title="cumulative error distribution", xlabel="landmark error (mm)", ylabel="fraction of landmarks",
-           ylim=(0, 1.01), xlim=(0, 20))
+    ax.set(title=title or "cumulative error distribution", xlabel="landmark error (mm)",
+           ylabel="fraction of landmarks", ylim=(0, 1.01), xlim=(0, limit_mm))
     ax.legend(fontsize=8)
     _save(fig, out)
 
