@@ -7,6 +7,10 @@
 #
 #   bash experiments/study_ict.sh baseline-rotaug baseline default     # the models to run, in order
 #
+# Ablations (abl-*): the shipped recipe with one thing changed, at the ablation budget, evaluated
+# on aligned scans and in the hardest cell only (none, raw / both: an equivariant model scores
+# the same in every cell, so the other six add evaluation time and no information).
+#
 # BUDGET=ablation (default): 1024 of the 2048 points, 2 epochs = 668 steps of batch 4.
 # BUDGET=main: 2048 points, 10 epochs = 3,340 steps of batch 4 (a GPU's work).
 # Run in the project's .venv with SE3UNET_ICT_DIR set.
@@ -30,7 +34,16 @@ declare -A CONFIGS=(
 declare -A EXTRA=(
     [default]="" [baseline]="" [baseline-rotaug]=""
     [original]="model.preset=original data.rotate=false"
+    [abl-head-heatmap]="model.head=invariant"     # heatmap-only head: landmarks from the heatmaps alone
+    [abl-pool-mean]="model.pooling=mean"          # the default pools by equivariant max
+    [abl-pool-multi]="model.pooling=multi"
+    [abl-loss-bce]="loss.name=bce"                # the report's loss (pos_weight); default heatmap_ce
+    [abl-loss-focal]="loss.name=focal"
+    [abl-loss-awing]="loss.name=awing"
+    [abl-sigma-0.16]="data.sigma=0.16"            # the main table stays at 0.08
+    [abl-levels-1]="model.channels=[8,16]"        # one pooling instead of two
 )
+for name in "${!EXTRA[@]}"; do [ -n "${CONFIGS[$name]:-}" ] || CONFIGS[$name]=configs/shipped.yaml; done
 for name in "$@"; do
     [ -n "${CONFIGS[$name]:-}" ] || { echo "unknown model $name (${!CONFIGS[*]})" >&2; exit 2; }
     mkdir -p "$OUT/$name"
@@ -42,8 +55,11 @@ for name in "$@"; do
     # The ICP mean-face baseline sees the same scans and poses whatever the model: run it once.
     baseline="--baseline all"
     grep -qs baseline_error "$OUT"/*/metrics.json && baseline=--baseline
+    matrix=""
+    case $name in abl-*) matrix="--preprocessing none raw --perturbations both"; baseline=--baseline ;; esac
+    # shellcheck disable=SC2086
     se3unet evaluate --checkpoint "runs/study-$BUDGET/$name/best.pt" --cache "$cache" --output "$OUT/$name" $baseline \
-        --quiet > "$OUT/$name/evaluate.log"
+        $matrix --quiet > "$OUT/$name/evaluate.log"
     head -n -1 "$OUT/$name/evaluate.log" > "$OUT/$name/table.txt"
     rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
 done
