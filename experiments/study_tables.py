@@ -75,9 +75,30 @@ def main() -> None:
             if condition in metrics["conditions"]:
                 rates = metrics["conditions"][condition]["error"]["success_rate"]
                 print(f"| {name} | {condition} | " + " | ".join(f"{rates[t]:.1%}" for t in ("2.5mm", "5mm", "10mm")) + " |")
-    picture = args.folder / "ced.png"
+    picture, examples = args.folder / "ced.png", args.folder / "examples.png"
     ced_figure(runs, picture)
-    print(f"\n{out}\n{picture}")
+    examples_figure(args.folder, list(runs), examples)
+    print(f"\n{out}\n{picture}\n{examples}")
+
+
+def examples_figure(folder: Path, names: list, out: Path) -> None:
+    """The same test scan in the same random pose (raw / both: evaluate's example_0.png, whose
+    pose depends on the evaluation seed alone) as each model saw it, front views side by side."""
+    from matplotlib.figure import Figure
+    from matplotlib.image import imread
+
+    shown = [n for n in names if (folder / n / "example_0.png").exists()]
+    if not shown:
+        return
+    fig = Figure(figsize=(4.2 * len(shown), 4.6))
+    for ax, name in zip(np.atleast_1d(fig.subplots(1, len(shown))), shown):
+        image = imread(folder / name / "example_0.png")
+        ax.imshow(image[:, : image.shape[1] // 2])  # the front view
+        ax.set_title(name)
+        ax.axis("off")
+    fig.suptitle("one test scan, rotated and moved (raw / both): predicted x, true o")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.savefig(out, dpi=110)
 
 
 def ced_figure(runs: dict, out: Path) -> None:
