@@ -11,14 +11,24 @@
 # on aligned scans and in the hardest cell only (none, raw / both: an equivariant model scores
 # the same in every cell, so the other six add evaluation time and no information).
 #
+# SOURCE=sfm: the same protocol on Surrey Face Model faces (the second table, for default
+# and original; 50 landmarks; needs SE3UNET_SFM_DIR), results in study-$BUDGET-sfm.
+#
 # BUDGET=ablation (default): 1024 of the 2048 points, 2 epochs = 668 steps of batch 4.
 # BUDGET=main: 2048 points, 10 epochs = 3,340 steps of batch 4 (a GPU's work).
 # Run in the project's .venv with SE3UNET_ICT_DIR set.
 set -euo pipefail
 BUDGET=${BUDGET:-ablation}
-OUT=${OUT:-experiments/results/study-$BUDGET}
-cache=$(se3unet prepare --source ict --subjects 900 --val 64 --test 167 --expressions 2 --seed 2024 --samples 16000 \
-    --points 2048 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --cache-dir cache/ict-protocol --quiet \
+SOURCE=${SOURCE:-ict}
+case $SOURCE in
+    ict) SUFFIX="" ;;
+    sfm) SUFFIX="-sfm" ;;
+    *) echo "SOURCE must be ict or sfm" >&2; exit 2 ;;
+esac
+OUT=${OUT:-experiments/results/study-$BUDGET$SUFFIX}
+RUNS=runs/study-$BUDGET$SUFFIX
+cache=$(se3unet prepare --source "$SOURCE" --subjects 900 --val 64 --test 167 --expressions 2 --seed 2024 --samples 16000 \
+    --points 2048 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --cache-dir "cache/$SOURCE-protocol" --quiet \
     | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["cache"])')
 case $BUDGET in
     ablation) SETTINGS="data.points=1024 optim.epochs=2" ;;
@@ -49,16 +59,16 @@ for name in "$@"; do
     mkdir -p "$OUT/$name"
     if [ -f "$OUT/$name/table.txt" ]; then echo "$name: done ($OUT/$name/table.txt)"; continue; fi
     # shellcheck disable=SC2086
-    se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="runs/study-$BUDGET/$name" \
+    se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="$RUNS/$name" \
         run.time_limit=null $SETTINGS ${EXTRA[$name]}
-    cp "runs/study-$BUDGET/$name/epochs.csv" "runs/study-$BUDGET/$name/training.png" "$OUT/$name/"
+    cp "$RUNS/$name/epochs.csv" "$RUNS/$name/training.png" "$OUT/$name/"
     # The ICP mean-face baseline sees the same scans and poses whatever the model: run it once.
     baseline="--baseline all"
     grep -qs baseline_error "$OUT"/*/metrics.json && baseline=--baseline
     matrix=""
     case $name in abl-*) matrix="--preprocessing none raw --perturbations both"; baseline=--baseline ;; esac
     # shellcheck disable=SC2086
-    se3unet evaluate --checkpoint "runs/study-$BUDGET/$name/best.pt" --cache "$cache" --output "$OUT/$name" $baseline \
+    se3unet evaluate --checkpoint "$RUNS/$name/best.pt" --cache "$cache" --output "$OUT/$name" $baseline \
         $matrix --quiet > "$OUT/$name/evaluate.log"
     head -n -1 "$OUT/$name/evaluate.log" > "$OUT/$name/table.txt"
     rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
