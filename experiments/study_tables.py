@@ -4,6 +4,7 @@ per-region errors, and results.json in the issue's schema:
 
     {"models": {NAME: {CONDITION: {"error_mm": x, "iou_0.2": x, "f1_peak": x}}}}
 
+(and "budget", the training budget, when --budget gives it)
 with the ICP mean-face baseline as "icp-mean-face" (error only, the conditions it was run on),
 the success rates (share of landmarks within 2.5 / 5 / 10 mm) and FOLDER/ced.png: every model's
 cumulative error distribution in the hardest cell (raw / both) and on aligned scans (none).
@@ -39,10 +40,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--json", type=Path, help="where to write results.json (default: FOLDER/results.json)")
+    parser.add_argument("--budget", help="the training budget, recorded in results.json beside the models "
+                                         "(e.g. '668 steps of batch 4, 1024 points')")
     args = parser.parse_args()
-    runs = {p.parent.name: json.loads(p.read_text()) for p in sorted(args.folder.glob("*/metrics.json"))}
-    if not runs:
+    found = {p.parent.name: json.loads(p.read_text()) for p in sorted(args.folder.glob("*/metrics.json"))}
+    if not found:
         raise SystemExit(f"{args.folder}: no */metrics.json (run experiments/study_ict.sh first)")
+    runs = {name: m for name, m in found.items() if not name.startswith("abl-")}
+    ablations = {name: m for name, m in found.items() if name.startswith("abl-")}
     models, icp = {}, {}
     for name, metrics in runs.items():
         models[name] = {c: cell(v) for c, v in metrics["conditions"].items()}
@@ -51,7 +56,8 @@ def main() -> None:
     if icp:
         models["icp-mean-face"] = icp
     out = args.json or args.folder / "results.json"
-    out.write_text(json.dumps({"models": models}, indent=1) + "\n")
+    table = {"budget": args.budget, "models": models} if args.budget else {"models": models}
+    out.write_text(json.dumps(table, indent=1) + "\n")
     conditions = list(next(iter(runs.values()))["conditions"])
     print("| model | " + " | ".join(conditions) + " |")
     print("| --- |" + " --- |" * len(conditions))
@@ -75,10 +81,22 @@ def main() -> None:
             if condition in metrics["conditions"]:
                 rates = metrics["conditions"][condition]["error"]["success_rate"]
                 print(f"| {name} | {condition} | " + " | ".join(f"{rates[t]:.1%}" for t in ("2.5mm", "5mm", "10mm")) + " |")
+    if ablations:
+        ablation_table({"default": runs["default"], **ablations} if "default" in runs else ablations)
     picture, examples = args.folder / "ced.png", args.folder / "examples.png"
     ced_figure(runs, picture)
     examples_figure(args.folder, list(runs), examples)
     print(f"\n{out}\n{picture}\n{examples}")
+
+
+def ablation_table(runs: dict) -> None:
+    """One row per ablation (the shipped recipe with one change; study_ict.sh says which)."""
+    print("\n| ablation | none | raw / both | IoU at 0.2 | peak F1 |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, metrics in runs.items():
+        aligned, hardest = (cell(metrics["conditions"][c]) for c in ("none", "raw / both"))
+        print(f"| {name} | {aligned['error_mm']:.2f} mm | {hardest['error_mm']:.2f} mm | {hardest['iou_0.2']:.2f} | "
+              f"{hardest['f1_peak']:.2f} |")
 
 
 def examples_figure(folder: Path, names: list, out: Path) -> None:
