@@ -4,8 +4,8 @@ per-region errors, and results.json in the issue's schema:
 
     {"models": {NAME: {CONDITION: {"error_mm": x, "iou_0.2": x, "f1_peak": x}}}}
 
-(and "budget", the training budget, when --budget gives it)
-with the ICP mean-face baseline as "icp-mean-face" (error only, the conditions it was run on),
+with the ICP mean-face baseline as "icp-mean-face" (error only, the conditions it was run on) and
+"budget" (the training budget) when --budget gives it; also
 the success rates (share of landmarks within 2.5 / 5 / 10 mm) and FOLDER/ced.png: every model's
 cumulative error distribution in the hardest cell (raw / both) and on aligned scans (none).
 
@@ -84,7 +84,7 @@ def main() -> None:
     if ablations:
         ablation_table({"default": runs["default"], **ablations} if "default" in runs else ablations)
     picture, examples = args.folder / "ced.png", args.folder / "examples.png"
-    ced_figure(runs, picture)
+    ced_figure(runs, picture, args.folder.name)
     examples_figure(args.folder, list(runs), examples)
     print(f"\n{out}\n{picture}\n{examples}")
 
@@ -119,7 +119,7 @@ def examples_figure(folder: Path, names: list, out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
-def ced_figure(runs: dict, out: Path) -> None:
+def ced_figure(runs: dict, out: Path, study: str) -> None:
     """One CED curve per model and condition (none, raw / both), the ICP baseline's in raw / both."""
     from se3unet.plots import ced_curves
 
@@ -133,7 +133,7 @@ def ced_figure(runs: dict, out: Path) -> None:
     if baseline:
         curves["ICP mean face (raw / both)"] = baseline[0]["ced"]
     limit = max(c["mm"][-1] for c in curves.values())  # as far as the evaluation tabulated it
-    ced_curves(curves, out, limit_mm=limit, title="cumulative error distribution, ICT test scans")
+    ced_curves(curves, out, limit_mm=limit, title=f"cumulative error distribution, {study} test scans")
 
 
 if __name__ == "__main__":
