@@ -2,7 +2,8 @@
 # Issue 10's study on ICT Face Model faces (docs/RESULTS.md): the report's protocol sizes (669
 # training, 64 validation, 167 test identities, 2 scans each, 2048 points) with the shipped
 # model's scanner effects; every model trained from scratch on this split with the same budget,
-# then the report's full test matrix. One model at a time; run it again after an interruption
+# then the report's full test matrix, scored against heatmaps at sigma 0.08 and labels at 0.5 for
+# every model (whatever it trained on). One model at a time; run it again after an interruption
 # and it resumes (train --resume; a model whose table exists is skipped).
 #
 #   bash experiments/study_ict.sh baseline-rotaug baseline default     # the models to run, in order
@@ -40,6 +41,7 @@ declare -A CONFIGS=(
     [original]=configs/report-v1-bce.yaml       # overridden below: the original preset, canonical poses
     [baseline]=configs/baseline.yaml            # EdgeConv U-Net, canonical poses
     [baseline-rotaug]=configs/baseline-rotaug.yaml
+    [original-v2]=configs/original-v2-awing.yaml
 )
 declare -A EXTRA=(
     [default]="" [baseline]="" [baseline-rotaug]=""
@@ -52,6 +54,7 @@ declare -A EXTRA=(
     [abl-loss-awing]="loss.name=awing"
     [abl-sigma-0.16]="data.sigma=0.16"            # the main table stays at 0.08
     [abl-levels-1]="model.channels=[8,16]"        # one pooling instead of two
+    [original-v2]="data.rotate=false"             # the original code's second setting (Adaptive Wing, sum pooling)
 )
 for name in "${!EXTRA[@]}"; do [ -n "${CONFIGS[$name]:-}" ] || CONFIGS[$name]=configs/shipped.yaml; done
 for name in "$@"; do
@@ -69,7 +72,7 @@ for name in "$@"; do
     case $name in abl-*) matrix="--preprocessing none raw --perturbations both"; baseline=--baseline ;; esac
     # shellcheck disable=SC2086
     se3unet evaluate --checkpoint "$RUNS/$name/best.pt" --cache "$cache" --output "$OUT/$name" $baseline \
-        $matrix --quiet > "$OUT/$name/evaluate.log"
+        --sigma 0.08 --threshold 0.5 $matrix --quiet > "$OUT/$name/evaluate.log"
     head -n -1 "$OUT/$name/evaluate.log" > "$OUT/$name/table.txt"
     rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
 done

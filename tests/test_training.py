@@ -185,6 +185,22 @@ def test_evaluate_command_writes_the_test_matrix_report(checkpoint, tiny_cache, 
     assert cond["error"]["mean_mm"] == pytest.approx(metrics["conditions"]["none"]["error"]["mean_mm"], rel=1e-3)
 
 
+def test_evaluate_scores_against_the_labels_asked_for_not_only_the_trained_ones(checkpoint, tiny_cache, tmp_path, capsys):
+    runs = {}
+    for name, extra in (("trained", []), ("wider", ["--sigma", "0.2", "--threshold", "0.3"])):
+        code = main(["evaluate", "--checkpoint", str(checkpoint), "--cache", str(tiny_cache), "--output",
+                     str(tmp_path / name), "--preprocessing", "none", "--baseline", "--quiet", *extra])
+        assert code == 0, capsys.readouterr().err
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    trained, wider = runs["trained"], runs["wider"]
+    assert (trained["sigma"], trained["label_threshold"]) == (0.08, 0.5)  # tiny_config's
+    assert (wider["sigma"], wider["label_threshold"]) == (0.2, 0.3)
+    assert "sigma 0.2, labels where they reach 0.3" in (tmp_path / "wider" / "summary.md").read_text()
+    a, b = trained["conditions"]["none"], wider["conditions"]["none"]
+    assert a["error"]["mean_mm"] == b["error"]["mean_mm"]  # the same landmarks ...
+    assert a["recall"] != b["recall"] and a["mean_iou"] != b["mean_iou"]  # ... scored against other labels
+
+
 def test_predict_finds_landmarks_that_turn_with_the_scan(checkpoint, sfm_model, tmp_path, capsys):
     from helpers import write_obj
     from scipy.spatial.transform import Rotation

@@ -98,7 +98,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.checkpoint, args.cache, args.output, split=args.split, preprocessing=args.preprocessing,
                       perturbations=args.perturbations, translation=args.translation, batch_size=args.batch_size,
                       baseline=args.baseline, seed=args.seed, limit=args.limit, progress=not args.quiet,
-                      device=args.device)
+                      device=args.device, sigma=args.sigma, threshold=args.threshold)
     print(result["table"])
     at_half = THRESHOLDS.index(0.5)
     summary = {name: {"f1@0.5": r["f1"][at_half], "error_mm": r["error"]["mean_mm"],
@@ -251,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--translation", type=float, default=1.0, help="largest translation, unit-sphere units")
     ev.add_argument("--baseline", nargs="*", default=["raw / both"],
                     help="conditions that also get the ICP mean-face baseline ('all' for every one)")
+    ev.add_argument("--sigma", type=float, help="heatmap width the F1 and IoU are scored against, unit-sphere "
+                    "units (default: the model's training sigma)")
+    ev.add_argument("--threshold", type=float, help="labels: points whose heatmap reaches this (default: the "
+                    "model's training threshold)")
     ev.add_argument("--batch-size", type=int, default=4, help="scans per forward pass")
     ev.add_argument("--limit", type=int, help="evaluate the first n scans only")
     ev.add_argument("--seed", type=int, default=1234, help="seed of the test poses")

@@ -93,10 +93,12 @@ class LandmarkMatch:
 def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, split: str, condition: Condition,
                        translation: float, batch_size: int, baseline: bool, seed: int, limit: Optional[int],
                        progress, match: LandmarkMatch, num_points: Optional[int] = None,
-                       device: torch.device = torch.device("cpu")) -> Dict[str, object]:
+                       device: torch.device = torch.device("cpu"), labels: Optional[Tuple[float, float]] = None
+                       ) -> Dict[str, object]:
     scan, decoding = checkpoint.inference.scan, checkpoint.inference.decoding
+    sigma, threshold = labels or (scan.sigma, scan.threshold)
     # The hierarchy is built from each posed scan, as it would be for a user's scan.
-    dataset = LandmarkDataset(cache, split, scan.sigma, scan.threshold, rotate=condition.rotate,
+    dataset = LandmarkDataset(cache, split, sigma, threshold, rotate=condition.rotate,
                               translation=translation if condition.translate else 0.0, realign=condition.realign,
                               hierarchy=model.hierarchy, seed=seed, fixed_pose=True, rebuild_hierarchy=True,
                               num_points=num_points)
@@ -180,9 +182,12 @@ def write_report_page(output: Path, checkpoint, cache: Path, split: str, table: 
 def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequence[str] = ("none", "icp", "raw"),
              perturbations: Sequence[str] = PERTURBATIONS, translation: float = 1.0, batch_size: int = 4,
              baseline: Sequence[str] = (), seed: int = 1234, limit: Optional[int] = None,
-             progress: bool = True, device: str = "cpu") -> Dict[str, object]:
+             progress: bool = True, device: str = "cpu", sigma: Optional[float] = None,
+             threshold: Optional[float] = None) -> Dict[str, object]:
     """Runs every condition; ``baseline`` names the conditions that also get the ICP
-    mean-face baseline (it costs an ICP per scan). ``checkpoint`` None: the shipped model."""
+    mean-face baseline (it costs an ICP per scan). ``checkpoint`` None: the shipped model.
+    ``sigma``, ``threshold``: the heatmaps and labels the scores are against (default: those the
+    model trained on; one setting for every model makes their F1 and IoU comparable)."""
     from tqdm import tqdm
 
     def bar(iterable, desc):
@@ -197,11 +202,13 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     num_points = points_to_read(saved, manifest, cache)
     match = LandmarkMatch.between(saved.inference.landmark_names, manifest.get("landmark_names"), cache)
     names = match.names
+    scan = saved.inference.scan
+    labels = (scan.sigma if sigma is None else sigma, scan.threshold if threshold is None else threshold)
     results = {}
     for condition in test_matrix(preprocessing, perturbations):
         results[condition.name] = evaluate_condition(model, saved, cache, split, condition, translation, batch_size,
                                                      condition.name in baseline or "all" in baseline, seed, limit, bar,
-                                                     match, num_points, device)
+                                                     match, num_points, device, labels)
     examples = {name: r.pop("_examples") for name, r in results.items()}
 
     plots.pr_curves(results, output / "precision_recall.png")
@@ -221,6 +228,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
         if num_points else f"all {manifest['config']['points']} points of each scan"
     scored = f"Scored: {match.describe()}. The model reads {points}."
     report = {"checkpoint": str(checkpoint), "cache": str(cache), "split": split, "translation": translation,
+              "sigma": labels[0], "label_threshold": labels[1],
               "landmark_names": names, "unscored_landmarks": match.unscored, "points": points,
               "conditions": results}
     (output / "metrics.json").write_text(json.dumps(report, indent=1))
@@ -229,6 +237,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     rule = "offset vote of the points" if decoding.landmarks == "offset_vote" else "heatmap-weighted mean of the points"
     (output / "summary.md").write_text(
         f"# Evaluation of {checkpoint}\n\n{split} split of {cache}; translations up to {translation} units; "
+        f"heatmaps at sigma {labels[0]:g}, labels where they reach {labels[1]:g}; "
         f"landmark = {rule} >= {decoding.fraction} x peak; baseline = reference face aligned by ICP.\n\n"
         f"{scored}\n\n{table}\n\n"
         f"Plots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png; report.html to turn the "
