@@ -126,25 +126,61 @@ def iou_curves(results: Dict[str, Dict], out: PathLike) -> None:
     _save(fig, out)
 
 
+# iBUG-68 numbers (1-based) that set a face's frame: eyes (37-42 the subject's right, 43-48 the
+# left) and the mouth (49-68).
+RIGHT_EYE, LEFT_EYE, MOUTH = range(37, 43), range(43, 49), range(49, 69)
+
+
+def face_frame(landmarks: np.ndarray, names: Optional[Sequence[str]]) -> Optional[np.ndarray]:
+    """Rows: the face's right (from the subject's right eye to the left one, the viewer's right),
+    up (from the mouth to the eyes) and front (out of the face, towards a viewer who sees it
+    head-on), when the landmarks are iBUG-68 names (ibugN) that include eyes and mouth; else None."""
+    if names is None:
+        return None
+    index = {name: i for i, name in enumerate(names)}
+
+    def mean(numbers):
+        rows = [index[f"ibug{n}"] for n in numbers if f"ibug{n}" in index]
+        found = landmarks[rows] if rows else np.empty((0, 3))
+        found = found[np.isfinite(found).all(axis=1)]
+        return found.mean(axis=0) if len(found) else None
+
+    right_eye, left_eye, mouth = mean(RIGHT_EYE), mean(LEFT_EYE), mean(MOUTH)
+    if right_eye is None or left_eye is None or mouth is None:
+        return None
+    across = left_eye - right_eye
+    up = (right_eye + left_eye) / 2 - mouth
+    up = up - (up @ across) / (across @ across) * across
+    if np.linalg.norm(across) < 1e-9 or np.linalg.norm(up) < 1e-9:
+        return None
+    across, up = across / np.linalg.norm(across), up / np.linalg.norm(up)
+    return np.stack([across, up, np.cross(across, up)])
+
+
 def scan_picture(points: np.ndarray, predicted: np.ndarray, out: PathLike, truth: Optional[np.ndarray] = None,
-                 title: str = "", names: Optional[Sequence[str]] = None) -> None:
-    """The scan seen from its front (the principal axis of least spread towards the viewer)
-    and from the side, with predicted (and true) landmarks."""
+                 title: str = "", names: Optional[Sequence[str]] = None, annotate: bool = True) -> None:
+    """The scan seen from the front and from its right side, with predicted (and true)
+    landmarks. The face's own frame (``face_frame``: eyes and mouth, of the true landmarks when
+    given) sets the views, so a whole head is seen face-on; without iBUG names, the scan's
+    principal axes do (the axis of least spread towards the viewer). ``annotate``: write the
+    names beside the predicted landmarks."""
     centre = points.mean(0)
-    _, _, axes = np.linalg.svd(points - centre, full_matrices=False)
-    frame = axes  # rows: largest, middle, smallest spread
+    frame = face_frame(truth if truth is not None else predicted, names)
+    if frame is None:
+        _, _, axes = np.linalg.svd(points - centre, full_matrices=False)
+        frame = axes[[1, 0, 2]]  # rows: middle, largest, smallest spread
     fig = Figure(figsize=(11, 5.5))
     panels = fig.subplots(1, 2)
-    views = (("front", (1, 0)), ("side", (2, 0)))
-    for ax, (label, (u, v)) in zip(panels, views):
+    views = (("front", (0, 1), 2), ("side", (2, 1), 0))  # (label, (horizontal, vertical) rows, depth row)
+    for ax, (label, (u, v), depth) in zip(panels, views):
         p = (points - centre) @ frame.T
-        ax.scatter(p[:, u], p[:, v], s=2, c=p[:, 3 - u - v], cmap="Greys", alpha=0.6)
+        ax.scatter(p[:, u], p[:, v], s=2, c=p[:, depth] * (1 if label == "front" else -1), cmap="Greys", alpha=0.6)
         if truth is not None:
             t = (truth - centre) @ frame.T
             ax.scatter(t[:, u], t[:, v], s=22, facecolors="none", edgecolors="tab:green", label="true")
         q = (predicted - centre) @ frame.T
         ax.scatter(q[:, u], q[:, v], s=14, c="tab:red", marker="x", label="predicted")
-        if names is not None and label == "front":
+        if names is not None and annotate and label == "front":
             for (x, y), n in zip(q[:, [u, v]], names):
                 ax.annotate(n, (x, y), fontsize=5, color="tab:red")
         ax.set_aspect("equal")

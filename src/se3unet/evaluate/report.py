@@ -222,7 +222,8 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
         per_landmark[f"baseline, {main}"] = results[main]["baseline_error"]["per_landmark_mm"]
     plots.per_landmark_errors(per_landmark, names, output / "per_landmark.png")
     for i, (points, predicted, truth, _) in enumerate(examples[main]):
-        plots.scan_picture(points, predicted, output / f"example_{i}.png", truth, title=f"test scan {i}, {main}")
+        plots.scan_picture(points, predicted, output / f"example_{i}.png", truth, title=f"test scan {i}, {main}",
+                           names=names, annotate=False)
 
     points = f"the first {num_points} of each scan's {manifest['config']['points']} points (FPS order)" \
         if num_points else f"all {manifest['config']['points']} points of each scan"

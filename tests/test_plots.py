@@ -1,0 +1,29 @@
+"""Pictures of scans: the face's own frame sets the views, so a face is seen head-on in any pose."""
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from se3unet.plots import face_frame
+
+
+def test_the_face_frame_turns_with_the_face_and_looks_at_it_from_the_front(sfm_model):
+    landmarks = sfm_model.landmarks(sfm_model.shape.mean)
+    names = [f"ibug{n}" for n in sfm_model.landmark_numbers]
+    frame = face_frame(landmarks, names)
+    assert np.allclose(frame @ frame.T, np.eye(3)) and np.isclose(np.linalg.det(frame), 1.0)  # a rotation
+    nose, eyes, mouth = (landmarks[names.index(f"ibug{n}")] for n in (31, 40, 52))
+    assert (nose - landmarks.mean(0)) @ frame[2] > 10.0  # mm: the nose points at the viewer
+    assert (eyes - mouth) @ frame[1] > 30.0  # the eyes above the mouth
+    assert np.allclose(frame, np.eye(3), atol=0.2)  # the Surrey model's frame (x across, y up, z out), tilted 9 degrees
+    turn = Rotation.random(random_state=8).as_matrix()
+    assert np.allclose(face_frame(landmarks @ turn.T + 40.0, names), frame @ turn.T, atol=1e-9)
+
+
+def test_without_ibug_eyes_and_mouth_there_is_no_face_frame(sfm_model):
+    landmarks = sfm_model.landmarks(sfm_model.shape.mean)
+    assert face_frame(landmarks, None) is None
+    assert face_frame(landmarks, [f"point{i}" for i in range(len(landmarks))]) is None
+    names = [f"ibug{n}" for n in sfm_model.landmark_numbers]
+    missing_mouth = landmarks.copy()
+    missing_mouth[[i for i, n in enumerate(sfm_model.landmark_numbers) if n >= 49]] = np.nan  # not annotated
+    assert face_frame(missing_mouth, names) is None
