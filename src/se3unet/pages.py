@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .atomic import write_text_atomically
+from .geometry.face import face_frame
 
 PLOTLY_JS = "plotly.min.js"
 # Large meshes are drawn with at most this many triangles (a random subset): a page stays a few MB.
@@ -76,19 +77,12 @@ def scan_figure(vertices: np.ndarray, triangles: Optional[np.ndarray], landmarks
 
 
 def facing_camera(landmarks: np.ndarray, names: Sequence[str]) -> Optional[dict]:
-    """A plotly camera that looks at the face from the front, upright, whatever the scan's pose:
-    from the landmarks' centre towards the nose tip (iBUG 31), up from the lower lip (58) to
-    the nose bridge (28). None when those landmarks are not predicted."""
-    index = {str(n): i for i, n in enumerate(names)}
-    if not all(k in index for k in ("ibug31", "ibug28", "ibug58")):
+    """A plotly camera that looks at the face from the front, upright, whatever the scan's pose
+    (``face_frame``: eyes and mouth); None when those landmarks are not predicted."""
+    frame = face_frame(landmarks, [str(n) for n in names])
+    if frame is None:
         return None
-    at = lambda name: landmarks[index[name]]
-    up = at("ibug28") - at("ibug58")
-    front = at("ibug31") - np.nanmean(landmarks, axis=0)
-    front = front - up * (front @ up) / (up @ up)
-    if not (np.isfinite(front).all() and np.linalg.norm(front) > 0 and np.linalg.norm(up) > 0):
-        return None
-    eye, up = 1.6 * front / np.linalg.norm(front), up / np.linalg.norm(up)
+    eye, up = 1.6 * frame[2], frame[1]
     return dict(eye=dict(zip("xyz", eye.tolist())), up=dict(zip("xyz", up.tolist())))
 
 
