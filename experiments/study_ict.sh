@@ -64,7 +64,7 @@ for name in "$@"; do
     # shellcheck disable=SC2086
     se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="$RUNS/$name" \
         run.time_limit=null $SETTINGS ${EXTRA[$name]}
-    cp "$RUNS/$name/epochs.csv" "$RUNS/$name/training.png" "$OUT/$name/"
+    cp "$RUNS/$name/epochs.csv" "$RUNS/$name/training.png" "$RUNS/$name/config.json" "$OUT/$name/"  # config: every setting
     # The ICP mean-face baseline sees the same scans and poses whatever the model: run it once.
     baseline="--baseline all"
     grep -qs baseline_error "$OUT"/*/metrics.json && baseline=--baseline
