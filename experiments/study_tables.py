@@ -57,6 +57,7 @@ def main() -> None:
         models["icp-mean-face"] = icp
     out = args.json or args.folder / "results.json"
     table = {"budget": args.budget, "models": models} if args.budget else {"models": models}
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=1) + "\n")
     conditions = list(next(iter(runs.values()))["conditions"])
     print("| model | " + " | ".join(conditions) + " |")
