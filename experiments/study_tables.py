@@ -83,21 +83,54 @@ def main() -> None:
                 rates = metrics["conditions"][condition]["error"]["success_rate"]
                 print(f"| {name} | {condition} | " + " | ".join(f"{rates[t]:.1%}" for t in ("2.5mm", "5mm", "10mm")) + " |")
     if ablations:
-        ablation_table({"default": runs["default"], **ablations} if "default" in runs else ablations)
+        ablation_table(args.folder, {"default": runs["default"], **ablations} if "default" in runs else ablations)
     picture, examples = args.folder / "ced.png", args.folder / "examples.png"
     ced_figure(runs, picture, args.folder.name)
     examples_figure(args.folder, list(runs), examples)
     print(f"\n{out}\n{picture}\n{examples}")
 
 
-def ablation_table(runs: dict) -> None:
-    """One row per ablation (the shipped recipe with one change; study_ict.sh says which)."""
-    print("\n| ablation | none | raw / both | IoU at 0.2 | peak F1 |")
-    print("| --- | --- | --- | --- | --- |")
+def flat(config: dict, prefix: str = "") -> dict:
+    """A run's config.json as {"loss.name": "bce", ...}."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def change(folder: Path, name: str) -> str:
+    """What an ablation's config.json sets differently from default's (its output folder aside)."""
+    configs = [folder / model / "config.json" for model in ("default", name)]
+    if not all(p.is_file() for p in configs):
+        return "?"
+    reference, ablation = (flat(json.loads(p.read_text())) for p in configs)
+    differences = [f"{key}={json.dumps(ablation.get(key))}" for key in sorted(set(reference) | set(ablation))
+                   if key != "run.output" and reference.get(key) != ablation.get(key)]
+    return ", ".join(differences).replace('"', "") or "-"
+
+
+def training_minutes(folder: Path) -> str:
+    epochs = folder / "epochs.csv"
+    if not epochs.is_file():
+        return "?"
+    seconds = np.genfromtxt(epochs, delimiter=",", names=True)["seconds"]
+    return f"{float(np.sum(seconds)) / 60:.0f}"
+
+
+def ablation_table(folder: Path, runs: dict) -> None:
+    """One row per ablation (the shipped recipe with one change, read from the runs' config.json):
+    errors on aligned scans and in raw / both, the hardest cell's IoU and F1, per-region errors."""
+    print("\n| ablation | change | none | raw / both | IoU at 0.2 | peak F1 | " + " | ".join(REGIONS) + " | minutes |")
+    print("| --- " * (7 + len(REGIONS)) + "|")
     for name, metrics in runs.items():
         aligned, hardest = (cell(metrics["conditions"][c]) for c in ("none", "raw / both"))
-        print(f"| {name} | {aligned['error_mm']:.2f} mm | {hardest['error_mm']:.2f} mm | {hardest['iou_0.2']:.2f} | "
-              f"{hardest['f1_peak']:.2f} |")
+        regions = region_errors(metrics, "raw / both")
+        print(f"| {name} | {change(folder, name) if name != 'default' else '-'} | {aligned['error_mm']:.2f} mm | "
+              f"{hardest['error_mm']:.2f} mm | {hardest['iou_0.2']:.2f} | {hardest['f1_peak']:.2f} | "
+              + " | ".join(f"{regions[r]:.2f}" for r in REGIONS) + f" | {training_minutes(folder / name)} |")
 
 
 def examples_figure(folder: Path, names: list, out: Path) -> None:
