@@ -56,7 +56,9 @@ def main() -> None:
     if icp:
         models["icp-mean-face"] = icp
     out = args.json or args.folder / "results.json"
-    table = {"budget": args.budget, "models": models} if args.budget else {"models": models}
+    # A rerun for the tables alone keeps the budget an earlier run recorded.
+    budget = args.budget or (json.loads(out.read_text()).get("budget") if out.is_file() else None)
+    table = {"budget": budget, "models": models} if budget else {"models": models}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=1) + "\n")
     conditions = list(next(iter(runs.values()))["conditions"])
