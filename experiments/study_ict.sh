@@ -55,6 +55,10 @@ declare -A EXTRA=(
     [abl-sigma-0.16]="data.sigma=0.16"            # the main table stays at 0.08
     [abl-levels-1]="model.channels=[8,16]"        # one pooling instead of two
     [original-v2]="data.rotate=false"             # the original code's second setting (Adaptive Wing, sum pooling)
+    # Seed spread and the two changes that helped, together (rows in the ablation table).
+    [abl-seed-2026]="run.seed=2026"
+    [abl-pool-mean-seed-2026]="model.pooling=mean run.seed=2026"
+    [abl-pool-mean-sigma-0.16]="model.pooling=mean data.sigma=0.16"
 )
 for name in "${!EXTRA[@]}"; do [ -n "${CONFIGS[$name]:-}" ] || CONFIGS[$name]=configs/shipped.yaml; done
 for name in "$@"; do
