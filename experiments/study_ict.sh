@@ -17,7 +17,8 @@
 #
 # BUDGET=ablation (default): 1024 of the 2048 points, 2 epochs = 668 steps of batch 4.
 # BUDGET=main: 2048 points, 10 epochs = 3,340 steps of batch 4 (a GPU's work).
-# Run in the project's .venv with SE3UNET_ICT_DIR set.
+# Run in the project's .venv with SE3UNET_ICT_DIR set. WORKERS: prepare's worker processes (2).
+# EXTRA_SETTINGS: train settings that change speed, not results (model.recompute=false on a GPU).
 set -euo pipefail
 BUDGET=${BUDGET:-ablation}
 SOURCE=${SOURCE:-ict}
@@ -29,7 +30,7 @@ esac
 OUT=${OUT:-experiments/results/study-$BUDGET$SUFFIX}
 RUNS=runs/study-$BUDGET$SUFFIX
 cache=$(se3unet prepare --source "$SOURCE" --subjects 900 --val 64 --test 167 --expressions 2 --seed 2024 --samples 16000 \
-    --points 2048 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --cache-dir "cache/$SOURCE-protocol" --quiet \
+    --points 2048 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --cache-dir "cache/$SOURCE-protocol" --workers "${WORKERS:-2}" --quiet \
     | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["cache"])')
 # The ablation rows on record ran the shipped recipe of the time, which pooled by equivariant max;
 # the package now ships mean pooling (abl-pool-mean's finding), so at this budget the rows built on
@@ -73,7 +74,7 @@ for name in "$@"; do
     if [ "${CONFIGS[$name]}" = configs/shipped.yaml ]; then pin=$RECIPE_AT_STUDY_START; fi
     # shellcheck disable=SC2086
     se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="$RUNS/$name" \
-        run.time_limit=null $SETTINGS $pin ${EXTRA[$name]}
+        run.time_limit=null $SETTINGS $pin ${EXTRA[$name]} ${EXTRA_SETTINGS:-}
     cp "$RUNS/$name/epochs.csv" "$RUNS/$name/training.png" "$RUNS/$name/config.json" "$OUT/$name/"  # config: every setting
     # The ICP mean-face baseline sees the same scans and poses whatever the model: run it once.
     baseline="--baseline all"
