@@ -160,3 +160,54 @@ def test_a_scan_error_in_a_worker_process_reaches_the_parent_with_its_file(confi
     tight = dataclasses.replace(config, scanner=ScannerEffects(fov=1.0, fov_min=1.0, fov_max=1.0))
     with pytest.raises(DataError, match="SFM subject .* only .* points after sampling"):
         prepare(tight, tmp_path, workers=2, progress=False)
+
+
+def test_caches_made_before_the_surround_settings_keep_their_names(config):
+    import dataclasses
+
+    # The name the default configuration had before `surround` and `face_crop` existed: caches on
+    # disk (the study's, the shipped model's) must not be rebuilt because a setting was added.
+    assert PrepareConfig().digest() == "f727510c403e"
+    assert dataclasses.replace(config, surround=0.5).digest() != config.digest()
+    assert dataclasses.replace(config, face_crop=120.0).digest() != config.digest()
+
+
+def _in_mm(scan, raw_landmarks):
+    """A prepared scan's points back in the source's millimetres (prepare centres and scales them)."""
+    centre = raw_landmarks[0] - scan.landmarks[0] * scan.scale
+    return scan.points * scan.scale + centre
+
+
+def test_surround_and_face_crop_give_what_predict_crops_from_a_whole_head(config, sfm_model):
+    import dataclasses
+
+    from scipy.spatial import cKDTree
+
+    from se3unet.data.prepare import CROP_JITTER_MM, make_source, preprocess_entry
+    from se3unet.data.preprocess import crop_centre
+
+    source = make_source(config)
+    entry = source.entries()[0]
+    raw = source.load(entry.key)
+    nose = crop_centre(raw.landmarks, source.landmark_names)
+    face = cKDTree(raw.surface.vertices)
+
+    def off_face(settings):  # share of points farther than 12 mm from every face vertex, farthest from the nose
+        points = _in_mm(preprocess_entry(source, settings, entry, 0), raw.landmarks)
+        return (face.query(points)[0] > 12).mean(), np.linalg.norm(points - nose, axis=1).max()
+
+    alone, alone_reach = off_face(config)
+    surrounded, reach = off_face(dataclasses.replace(config, surround=1.0, face_crop=120.0))
+    assert alone == 0 and surrounded > 0.05  # the cap and neck inside the crop take points (9% here)
+    assert reach <= 120 + 5 * CROP_JITTER_MM < alone_reach + 60  # a sphere around the nose tip (jittered)
+    # The whole synthetic head without the crop reaches far past it.
+    assert off_face(dataclasses.replace(config, surround=1.0))[1] > 150
+
+
+def test_whole_heads_are_never_given_a_synthetic_head(ict_model, sfm_model):
+    from se3unet.data.sources import IctFaceSource, MixedSource, SurreyFaceSource
+
+    mixed = MixedSource([SurreyFaceSource(sfm_model, 1), IctFaceSource(ict_model, 1, region="head")])
+    flags = [mixed.load(e.key).whole_head for e in mixed.entries()]
+    assert flags == [False, True]
+    assert not IctFaceSource(ict_model, 1, region="face").load((0, 0)).whole_head

@@ -11,10 +11,11 @@ from scipy.spatial.transform import Rotation
 
 import se3unet
 from se3unet.data.io import Surface
+from se3unet.data.preprocess import sample_sphere
 from se3unet.data.sources import SurreyFaceSource
 from se3unet.data.synthetic_head import embed_in_head
 from se3unet.inference.decode import vote_spread
-from se3unet.locate import Anchors, LandmarkReader, LocateSettings, locate, sample_sphere
+from se3unet.locate import Anchors, LandmarkReader, LocateSettings, locate
 from se3unet.predict import surface_input
 
 
@@ -139,3 +140,12 @@ def test_an_ict_head_and_its_own_face_crop_get_nearly_the_same_landmarks(reader,
     # pass over each gave 4.77 mm.
     assert np.linalg.norm(found["head"] - found["face"], axis=1).mean() < 1.5
     assert np.linalg.norm(found["head"] - raw.landmarks, axis=1).mean() < 5.0
+
+
+def test_training_heads_vary_and_the_experiments_head_stays_the_same(sfm_model):
+    raw = SurreyFaceSource(sfm_model, 1).load((0, 0))
+    fixed = [embed_in_head(raw.surface) for _ in range(2)]
+    assert np.array_equal(fixed[0][0].vertices, fixed[1][0].vertices)
+    varied = [embed_in_head(raw.surface, np.random.default_rng(seed)) for seed in (1, 2)]
+    assert not np.array_equal(varied[0][0].vertices[-100:], varied[1][0].vertices[-100:])
+    assert all(0.2 < share < 0.45 for _, share in fixed + varied)  # the face a minority of the head

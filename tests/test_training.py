@@ -373,3 +373,22 @@ def test_training_on_the_first_points_of_each_scan_records_what_predict_must_rea
     config.data.points = 128
     with pytest.raises(ValueError, match="cannot take 128 points"):
         train(config, progress=False)
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_refuses_another_model(tiny_cache, tmp_path):
+    first = tmp_path / "first"
+    train(tiny_config(tiny_cache, first, epochs=1), progress=False)
+    start = Checkpoint.load(first / "best.pt").inference.weights
+    # At a learning rate of 0 nothing moves: the run ends with exactly the weights it started from.
+    config = tiny_config(tiny_cache, tmp_path / "tuned", epochs=1, lr=0.0, eta_min=0.0)
+    config.run.init = str(first / "best.pt")
+    train(config, progress=False)
+    tuned = Checkpoint.load(tmp_path / "tuned" / "best.pt").inference.weights
+    assert all(torch.equal(start[k], tuned[k]) for k in start)
+    other = tiny_config(tiny_cache, tmp_path / "other", epochs=1)
+    other.model["heads"], other.run.init = 1, str(first / "best.pt")
+    with pytest.raises(ValueError, match=r"differs from this run's in heads \(2 there, 1 here\)"):
+        train(other, progress=False)
+    other.model["heads"], other.run.init = 2, str(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="missing.pt is not a checkpoint file"):
+        train(other, progress=False)

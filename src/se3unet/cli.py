@@ -66,7 +66,7 @@ def _prepare(args: argparse.Namespace) -> int:
         landmark_indices=args.landmark_indices, subjects=args.subjects,
         expressions=args.expressions, facescape_expressions=tuple(args.facescape_expressions),
         crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
-        val=args.val, test=args.test, seed=args.seed,
+        val=args.val, test=args.test, seed=args.seed, surround=args.surround, face_crop=args.face_crop,
         scanner=ScannerEffects(noise=args.noise, holes=args.holes, hole_radius=args.hole_radius, crop=args.crop,
                                outliers=args.outliers, fov=args.fov, fov_min=args.fov_min, fov_max=args.fov_max,
                                view=args.view, view_cone=args.view_cone, density=args.density,
@@ -226,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="probability of an uneven point density across the scan")
     prep.add_argument("--density-low", type=float, default=effects.density_low,
                       help="the sparsest side keeps this fraction of its points")
+    prep.add_argument("--surround", type=float, default=default.surround,
+                      help="share of face meshes given a synthetic skull cap and neck (never ICT whole heads): "
+                           "teaches a model what predict's face crop holds in a whole-head scan")
+    prep.add_argument("--face-crop", type=float, default=default.face_crop,
+                      help="mm: sample only a sphere this large around the nose tip (jittered), as predict crops a "
+                           "face it found (0: the whole scan; predict's --crop-radius is 120)")
     prep.add_argument("--cache-dir", default="cache", help="where caches live (one folder per configuration)")
     prep.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -27,18 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence
 
 import numpy as np
 import torch
 
 from .data.errors import DataError
 from .data.io import Surface
-from .data.preprocess import ModelInput, model_input, surface_points
+from .data.preprocess import ModelInput, crop_centre, model_input, sample_sphere, surface_points
 from .inference import InferenceState, decode, vote_spread
-
-# The landmark at the centre of the crop (iBUG-68's nose tip); models without it use the centroid.
-CROP_CENTRE = "ibug31"
 
 
 @dataclass(frozen=True)
@@ -90,33 +87,6 @@ class LandmarkReader:
         return readings
 
 
-def sample_sphere(surface: Surface, centre: np.ndarray, radius: float, samples: int,
-                  rng: np.random.Generator) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """The part of a scan within ``radius`` of ``centre``: a mesh sampled there about as densely
-    as ``samples`` points over that part alone (as the training faces were), a cloud's points
-    there."""
-    if not surface.is_mesh:
-        points, normals = surface_points(surface.vertices, None, surface.normals, len(surface.vertices), rng)
-        inside = np.linalg.norm(points - centre, axis=1) <= radius
-        points, normals = points[inside], None if normals is None else normals[inside]
-        if len(points) > samples:
-            keep = rng.choice(len(points), samples, replace=False)
-            points, normals = points[keep], None if normals is None else normals[keep]
-        return points, normals
-    corners = surface.vertices[surface.triangles]  # [T, 3, 3]
-    middle = corners.mean(axis=1)
-    reach = np.linalg.norm(corners - middle[:, None], axis=2).max(axis=1)
-    near = surface.triangles[np.linalg.norm(middle - centre, axis=1) <= radius + reach]  # every triangle that may reach in
-    if len(near) == 0:
-        return np.zeros((0, 3)), np.zeros((0, 3))
-    draw = samples
-    for _ in range(2):  # the second draw scaled so that about ``samples`` land inside
-        points, normals = surface_points(surface.vertices, near, None, draw, rng)
-        inside = np.linalg.norm(points - centre, axis=1) <= radius
-        draw = int(np.ceil(samples * draw / max(inside.sum(), 1)))
-    return points[inside], normals[inside]
-
-
 class Anchors:
     """Where crops may be centred: a fixed-seed sample of the surface in float64, the same points
     in any pose to rounding; a centre near one of them is moved onto it."""
@@ -135,10 +105,6 @@ def crop_input(surface: Surface, path: Path, centre: np.ndarray, radius: float, 
     if len(found) < points:
         raise DataError(path, f"has {len(found)} points within {radius:.4g} of the face found; the model needs {points}")
     return model_input(found, normals, points)
-
-
-def crop_centre(landmarks: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    return landmarks[list(names).index(CROP_CENTRE)] if CROP_CENTRE in names else landmarks.mean(axis=0)
 
 
 def locate(surface: Surface, path: Path, first: ModelInput, read: LandmarkReader, settings: LocateSettings,

@@ -40,7 +40,8 @@ def training_curves(steps_csv: PathLike, epochs_csv: PathLike, out: PathLike) ->
     axes[0, 0].legend()
     if steps:
         axes[0, 1].plot(steps["step"], steps["lr"])
-    axes[0, 1].set(title="learning rate", xlabel="step", yscale="log")
+    positive = not steps or min(steps["lr"]) > 0  # a log axis cannot show a rate of 0
+    axes[0, 1].set(title="learning rate", xlabel="step", yscale="log" if positive else "linear")
     if epochs:
         axes[1, 0].plot(epochs["epoch"] + 1, epochs["step"], "o-")
         axes[1, 1].plot(epochs["epoch"] + 1, epochs["val_loss"], "o-", color="C1", label="val loss")

@@ -22,15 +22,21 @@ import numpy as np
 from ..atomic import write_atomically, write_text_atomically
 from ..choices import check_choices
 from .errors import DataError
-from .preprocess import PreparedScan, ScannerEffects, prepare_points, surface_points
+from .io import Surface
+from .preprocess import PreparedScan, ScannerEffects, crop_centre, prepare_points, sample_sphere, surface_points
 from .reference import mean_face_reference, medoid_reference
 from .sources import (ArchiveSource, Entry, FaceScapeSource, FolderSource, IctFaceSource, MixedSource,
                       SurreyFaceSource)
+from .synthetic_head import embed_in_head
 
 CACHE_VERSION = 2  # bump when preprocessing changes what a cache holds (2: normals estimated and oriented)
 SHARD_SIZE = 64
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
+# Settings added after version 2, with their defaults: they enter a cache's name only when set,
+# so the caches made before them keep their names.
+ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0}
+CROP_JITTER_MM = 2.0  # per axis: the face crop's centre is off the nose tip as predict's first pass is
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class PrepareConfig:
     test: float = 0.2
     seed: int = 0
     scanner: ScannerEffects = field(default_factory=ScannerEffects)
+    # What predict's second pass reads in a whole-head scan (se3unet.locate), so a model can learn it:
+    surround: float = 0.0  # share of face meshes given a synthetic skull cap and neck (data/synthetic_head.py)
+    face_crop: float = 0.0  # mm: sample only a sphere this large around the nose tip (0: the whole scan)
 
     def __post_init__(self):
         check_choices(self, "prepare")
@@ -68,7 +77,8 @@ class PrepareConfig:
         return cls(**d)
 
     def digest(self) -> str:
-        text = json.dumps({"version": CACHE_VERSION, **self.to_dict()}, sort_keys=True)
+        d = {k: v for k, v in self.to_dict().items() if ADDED_SETTINGS.get(k, object()) != v}
+        text = json.dumps({"version": CACHE_VERSION, **d}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -132,12 +142,19 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
         raw = source.load(entry.key)
         unit = raw.mm_per_unit
         landmarks = raw.landmarks * unit
-        surface = raw.surface
+        surface = Surface(raw.surface.vertices * unit, raw.surface.triangles, raw.surface.normals)
         with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
             face_centre = np.nanmean(landmarks, axis=0)
+        if config.surround and surface.is_mesh and not raw.whole_head and rng.random() < config.surround:
+            surface = embed_in_head(surface, rng)[0]
+        if config.face_crop:
+            centre = crop_centre(landmarks, getattr(source, "landmark_names", None)) + rng.normal(0, CROP_JITTER_MM, 3)
         samples = config.samples
         for attempt in range(3):  # at most 8x the configured samples: a scan its effects empty stays an error
-            points, normals = surface_points(surface.vertices * unit, surface.triangles, surface.normals, samples, rng)
+            if config.face_crop:
+                points, normals = sample_sphere(surface, centre, config.face_crop, samples, rng)
+            else:
+                points, normals = surface_points(surface.vertices, surface.triangles, surface.normals, samples, rng)
             if config.scanner.active:
                 points, normals = config.scanner.apply(points, normals, rng, centre=face_centre)
             if len(points) >= config.points or not surface.is_mesh:

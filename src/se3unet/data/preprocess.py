@@ -7,12 +7,13 @@ normalised cloud, so an error in normalised units times ``scale`` is an error in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..geometry.fps import farthest_point_sample
+from .io import Surface
 
 
 def sample_surface(vertices: np.ndarray, triangles: np.ndarray, count: int,
@@ -60,6 +61,44 @@ def surface_points(vertices: np.ndarray, triangles: Optional[np.ndarray], normal
         keep = rng.choice(len(vertices), samples, replace=False)
         return vertices[keep], None if normals is None else normals[keep]
     return vertices, normals
+
+
+# The landmark at the centre of a face crop (iBUG-68's nose tip); models without it use the centroid.
+CROP_CENTRE = "ibug31"
+
+
+def crop_centre(landmarks: np.ndarray, names: Optional[Sequence[str]]) -> np.ndarray:
+    if names is not None and CROP_CENTRE in names and np.isfinite(landmarks[list(names).index(CROP_CENTRE)]).all():
+        return landmarks[list(names).index(CROP_CENTRE)]
+    with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
+        return np.nanmean(landmarks, axis=0)
+
+
+def sample_sphere(surface: Surface, centre: np.ndarray, radius: float, samples: int,
+                  rng: np.random.Generator) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """The part of a scan within ``radius`` of ``centre``: a mesh sampled there about as densely
+    as ``samples`` points over that part alone (as the training faces were), a cloud's points
+    there."""
+    if not surface.is_mesh:
+        points, normals = surface_points(surface.vertices, None, surface.normals, len(surface.vertices), rng)
+        inside = np.linalg.norm(points - centre, axis=1) <= radius
+        points, normals = points[inside], None if normals is None else normals[inside]
+        if len(points) > samples:
+            keep = rng.choice(len(points), samples, replace=False)
+            points, normals = points[keep], None if normals is None else normals[keep]
+        return points, normals
+    corners = surface.vertices[surface.triangles]  # [T, 3, 3]
+    middle = corners.mean(axis=1)
+    reach = np.linalg.norm(corners - middle[:, None], axis=2).max(axis=1)
+    near = surface.triangles[np.linalg.norm(middle - centre, axis=1) <= radius + reach]  # every triangle that may reach in
+    if len(near) == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    draw = samples
+    for _ in range(2):  # the second draw scaled so that about ``samples`` land inside
+        points, normals = surface_points(surface.vertices, near, None, draw, rng)
+        inside = np.linalg.norm(points - centre, axis=1) <= radius
+        draw = int(np.ceil(samples * draw / max(inside.sum(), 1)))
+    return points[inside], normals[inside]
 
 
 @dataclass

@@ -32,6 +32,7 @@ class RawScan:
     surface: Surface
     landmarks: np.ndarray  # [K, 3], same units as the surface
     mm_per_unit: float = 1.0
+    whole_head: bool = False  # skull and neck there already: `prepare --surround` adds none
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class IctFaceSource:
     name = "ict"
 
     def __init__(self, model, subjects: int, expressions: int = 1, seed: int = 0, region: str = "face"):
-        self.triangles = model.region_triangles(region)
+        self.triangles, self.region = model.region_triangles(region), region
         self.model, self.subjects, self.expressions, self.seed = model, subjects, expressions, seed
         self.landmark_names = list(model.landmark_names)
 
@@ -105,7 +106,8 @@ class IctFaceSource:
     def load(self, key) -> RawScan:
         subject, expression = key
         vertices = self.model.vertices(self.identity(subject), self.expression(subject, expression))
-        return RawScan(Surface(vertices, self.triangles), self.model.landmarks(vertices))
+        return RawScan(Surface(vertices, self.triangles), self.model.landmarks(vertices),
+                       whole_head=self.region == "head")
 
     def entries(self) -> List[Entry]:
         return [
@@ -133,7 +135,7 @@ class MixedSource:
         raw = self.sources[which].load(inner)
         landmarks = np.full((len(self.landmark_names), 3), np.nan)
         landmarks[self._columns[which]] = raw.landmarks
-        return RawScan(raw.surface, landmarks, raw.mm_per_unit)
+        return RawScan(raw.surface, landmarks, raw.mm_per_unit, raw.whole_head)
 
     def entries(self) -> List[Entry]:
         return [Entry(e.subject, e.expression, e.origin, (i, e.key))

@@ -7,29 +7,36 @@ The face is taken as a Surrey Face Model face is posed: looking along +z, y up, 
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from .io import Surface
 
 
-def embed_in_head(face: Surface) -> Tuple[Surface, float]:
+def embed_in_head(face: Surface, rng: Optional[np.random.Generator] = None) -> Tuple[Surface, float]:
     """The face's mesh with a cap and an open neck tube added, sized from the face's bounding
-    box, and the face's share of the whole surface area (about 0.3 for a Surrey face)."""
+    box, and the face's share of the whole surface area (about 0.3 for a Surrey face). With
+    ``rng``, every proportion varies by up to 15% and the neck's lean by up to 0.15 rad, so that
+    training data (`prepare --surround`) does not hold the one head the tests and experiments use."""
     import trimesh
+
+    def vary(value: float) -> float:
+        return value if rng is None else value * rng.uniform(0.85, 1.15)
 
     low, high = face.vertices.min(axis=0), face.vertices.max(axis=0)
     width, height, depth = high - low
     middle_x = (low[0] + high[0]) / 2
     cap = trimesh.creation.icosphere(subdivisions=4)
-    cap.vertices = cap.vertices * [0.53 * width, 0.55 * height, 0.97 * depth] + [middle_x, low[1] + 0.52 * height, low[2] + 2]
+    cap.vertices = (cap.vertices * [vary(0.53) * width, vary(0.55) * height, vary(0.97) * depth]
+                    + [middle_x, low[1] + vary(0.52) * height, low[2] + 2])
     cap = trimesh.Trimesh(cap.vertices, cap.faces[cap.triangles_center[:, 2] < low[2] + 14])  # behind the face's rim
-    neck = trimesh.creation.cylinder(radius=0.37 * width, height=0.57 * height, sections=48)
+    neck = trimesh.creation.cylinder(radius=vary(0.37) * width, height=vary(0.57) * height, sections=48)
     neck = trimesh.Trimesh(*trimesh.remesh.subdivide_to_size(neck.vertices, neck.faces[np.abs(neck.face_normals[:, 2]) < 0.5],
                                                              max_edge=10.0))  # an open tube of small triangles
-    neck.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2 - 0.25, [1, 0, 0]))  # leaning forward
-    neck.apply_translation([middle_x, low[1] - 0.23 * height, low[2] + 2])
+    lean = 0.25 if rng is None else 0.25 + rng.uniform(-0.15, 0.15)
+    neck.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2 - lean, [1, 0, 0]))  # leaning forward
+    neck.apply_translation([middle_x, low[1] - vary(0.23) * height, low[2] + 2])
     face_mesh = trimesh.Trimesh(face.vertices, face.triangles, process=False)
     whole = trimesh.util.concatenate([face_mesh, cap, neck])
     return Surface(np.asarray(whole.vertices, dtype=np.float64), np.asarray(whole.faces)), face_mesh.area / whole.area

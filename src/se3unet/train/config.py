@@ -76,6 +76,7 @@ class RunSettings:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     time_limit: Optional[float] = None  # seconds of training, then stop after the batch
     val_scans: Optional[int] = None  # validate on the first n scans (None: all)
+    init: Optional[str] = None  # fine-tune: start from this checkpoint's weights ("pretrained": the shipped model's)
 
 
 @dataclass

@@ -209,6 +209,8 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=o.t0 or o.epochs, eta_min=o.eta_min)
     run = Run(config, state, output, model_config, model, model, train_set, val_set, pos_weight, optimizer, scheduler,
               manifest)
+    if config.run.init and not (resume and (output / LAST).is_file()):
+        load_initial_weights(model, config.run.init, model_config, names)
     if resume and (output / LAST).is_file():
         saved = Checkpoint.load(output / LAST, state.device)
         if saved.resume is None:
@@ -223,6 +225,28 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
             truncate_log(output / "steps.csv", run.start_epoch)
     run.network = DistributedDataParallel(model) if state.enabled else model
     return run
+
+
+def load_initial_weights(model: torch.nn.Module, source: str, model_config: UNetConfig,
+                         names: Optional[List[str]]) -> None:
+    """Fine-tuning: the weights of a checkpoint (``"pretrained"``: the shipped model), refused with
+    the settings that differ when its model or its landmarks are not this run's."""
+    from ..pretrained import pretrained_path
+
+    path = pretrained_path() if source == "pretrained" else Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"run.init: {path} is not a checkpoint file")
+    saved = Checkpoint.load(path).inference
+    wanted = model_config.to_dict()
+    differing = sorted(k for k in set(wanted) | set(saved.model_config)
+                       if k != "recompute" and wanted.get(k) != saved.model_config.get(k))  # recompute: speed only
+    if differing:
+        raise ValueError(f"run.init: {path} holds a model that differs from this run's in "
+                         + ", ".join(f"{k} ({saved.model_config.get(k)!r} there, {wanted.get(k)!r} here)" for k in differing))
+    if names and list(names) != list(saved.landmark_names):
+        raise ValueError(f"run.init: {path} was trained on other landmarks than this cache's "
+                         f"({len(saved.landmark_names)} there, {len(names)} here)")
+    model.load_state_dict(saved.weights)
 
 
 def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog"], writer, tqdm,
