@@ -8,6 +8,10 @@
 # checksums go to $OUT so they can be compared with the CPU's caches. Needs python3 with a CUDA
 # torch, e3nn, scipy, yaml, tqdm, matplotlib; trimesh and plotly as wheels in .whl/.
 # Results: $OUT/study.tar.gz (both rows' result folders and runs), logs and checksums beside it.
+# Measured (experiments/results/h100-2026-11-27): prepare 3 min, then an epoch of each row in
+# about 4.3 min side by side; both rows with their evaluations need about 13 minutes, more than
+# one 10-minute command. What the limit cuts off resumes on the CPU (study_ict.sh, train --resume
+# from the packed last.pt), on a cache that matches the one trained on (Surrey: byte-identical).
 set -u
 OUT=${OUT:-gpu-study}
 LIMIT=${LIMIT:-540}  # seconds: what has finished by then is packed and comes back
