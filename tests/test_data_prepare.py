@@ -211,3 +211,19 @@ def test_whole_heads_are_never_given_a_synthetic_head(ict_model, sfm_model):
     flags = [mixed.load(e.key).whole_head for e in mixed.entries()]
     assert flags == [False, True]
     assert not IctFaceSource(ict_model, 1, region="face").load((0, 0)).whole_head
+
+
+def test_face_crop_share_leaves_the_other_scans_whole(config):
+    import dataclasses
+
+    from se3unet.data.prepare import make_source, preprocess_entry
+
+    settings = dataclasses.replace(config, surround=1.0, face_crop=120.0, face_crop_share=0.5)
+    source = make_source(settings)
+    reaches = []
+    for number, entry in enumerate(source.entries()[:10]):
+        raw = source.load(entry.key)
+        points = _in_mm(preprocess_entry(source, settings, entry, number), raw.landmarks)
+        reaches.append(np.linalg.norm(points - raw.landmarks.mean(axis=0), axis=1).max())
+    cropped = sum(r < 140 for r in reaches)  # a whole synthetic head reaches past 150 mm
+    assert 2 <= cropped <= 8 and all(r < 140 or r > 150 for r in reaches)

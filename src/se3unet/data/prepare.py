@@ -35,7 +35,7 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 # Settings added after version 2, with their defaults: they enter a cache's name only when set,
 # so the caches made before them keep their names.
-ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0}
+ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0, "face_crop_share": 1.0}
 CROP_JITTER_MM = 2.0  # per axis: the face crop's centre is off the nose tip as predict's first pass is
 
 
@@ -60,6 +60,7 @@ class PrepareConfig:
     # What predict's second pass reads in a whole-head scan (se3unet.locate), so a model can learn it:
     surround: float = 0.0  # share of face meshes given a synthetic skull cap and neck (data/synthetic_head.py)
     face_crop: float = 0.0  # mm: sample only a sphere this large around the nose tip (0: the whole scan)
+    face_crop_share: float = 1.0  # ... in this share of the scans, the rest whole (for one pass and --whole-scan)
 
     def __post_init__(self):
         check_choices(self, "prepare")
@@ -147,11 +148,12 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
             face_centre = np.nanmean(landmarks, axis=0)
         if config.surround and surface.is_mesh and not raw.whole_head and rng.random() < config.surround:
             surface = embed_in_head(surface, rng)[0]
-        if config.face_crop:
+        cropped = config.face_crop > 0 and (config.face_crop_share >= 1 or rng.random() < config.face_crop_share)
+        if cropped:
             centre = crop_centre(landmarks, getattr(source, "landmark_names", None)) + rng.normal(0, CROP_JITTER_MM, 3)
         samples = config.samples
         for attempt in range(3):  # at most 8x the configured samples: a scan its effects empty stays an error
-            if config.face_crop:
+            if cropped:
                 points, normals = sample_sphere(surface, centre, config.face_crop, samples, rng)
             else:
                 points, normals = surface_points(surface.vertices, surface.triangles, surface.normals, samples, rng)
