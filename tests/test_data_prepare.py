@@ -172,6 +172,17 @@ def test_caches_made_before_the_surround_settings_keep_their_names(config):
     assert dataclasses.replace(config, face_crop=120.0).digest() != config.digest()
 
 
+def test_a_cache_whose_manifest_predates_the_added_settings_is_reused(config, tmp_path):
+    from se3unet.data.prepare import ADDED_SETTINGS
+
+    folder = prepare(config, tmp_path, progress=False).path
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for name in ADDED_SETTINGS:
+        del manifest["config"][name]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert prepare(config, tmp_path, progress=False).reused
+
+
 def _in_mm(scan, raw_landmarks):
     """A prepared scan's points back in the source's millimetres (prepare centres and scales them)."""
     centre = raw_landmarks[0] - scan.landmarks[0] * scan.scale

@@ -221,7 +221,7 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     manifest = folder / MANIFEST
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
-        if saved.get("config") == config.to_dict():
+        if PrepareConfig.from_dict(saved["config"]) == config:  # settings added since: their defaults
             return PrepareResult(folder, saved["sizes"], 0.0, True)
     folder.mkdir(parents=True, exist_ok=True)
 
