@@ -100,18 +100,19 @@ def errors(reader, found, raw, names):
     return np.linalg.norm(found[index] - raw.landmarks, axis=1).mean()
 
 
-def test_the_face_is_found_in_a_head_where_one_pass_over_the_whole_scan_loses_it(reader, face_and_head):
+def test_the_face_is_found_in_a_head_better_than_one_pass_over_the_whole_scan_reads_it(reader, face_and_head):
     raw, names, head, share = face_and_head
     assert share < 0.4  # the face is under 40% of the scan
     turn = Rotation.random(random_state=11).as_matrix()
     one_pass = predicted(reader, head, LocateSettings(crop=False), turn, np.array([30.0, -80.0, 200.0]))
     located = predicted(reader, head, LocateSettings(samplings=2), turn, np.array([30.0, -80.0, 200.0]))
-    assert errors(reader, one_pass, raw, names) > 20.0  # mm: lost in the skull and neck
-    assert errors(reader, located, raw, names) < 4.0  # mm: about what the face alone gets
+    # One pass reads the face off by 5 mm here (the shipped model's second stage saw such heads;
+    # stage 1 alone lost it in the skull and neck, 60 mm and more); found and cropped, 2-2.5 mm.
+    assert errors(reader, located, raw, names) < min(4.0, errors(reader, one_pass, raw, names) - 1.0)
     alone = predicted(reader, raw.surface, LocateSettings(samplings=2), Rotation.random(random_state=12).as_matrix())
     assert errors(reader, alone, raw, names) < 4.0
-    # Measured (experiments/whole_head.py, 8 samplings, 4 identities): 2.17 mm apart on average, at
-    # most 3.25; the 0.5 mm asked for is not met (docs/inference.md says why).
+    # Measured (experiments/whole_head.py, 8 samplings, 4 identities): 1.77 mm apart on average, at
+    # most 2.80; the 0.5 mm asked for is not met (docs/inference.md says why).
     assert np.linalg.norm(located - alone, axis=1).mean() < 5.0
 
 
@@ -136,8 +137,8 @@ def test_an_ict_head_and_its_own_face_crop_get_nearly_the_same_landmarks(reader,
         index[used] = np.arange(len(used))
         surface = Surface(raw.surface.vertices[used], index[raw.surface.triangles])
         found[region] = predicted(reader, surface, LocateSettings(), Rotation.random(random_state=seed).as_matrix())
-    # Measured (experiments/head_vs_face.py, 6 identities): 0.93 mm apart, this one 1.16; one
-    # pass over each gave 4.77 mm.
+    # Measured (experiments/head_vs_face.py, 6 identities): 0.79 mm apart, this one 0.79; one
+    # pass over each gave 4.77 mm with the first model.
     assert np.linalg.norm(found["head"] - found["face"], axis=1).mean() < 1.5
     assert np.linalg.norm(found["head"] - raw.landmarks, axis=1).mean() < 5.0
 
