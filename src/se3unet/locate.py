@@ -2,9 +2,10 @@
 again, and average the landmarks of several samplings of that crop.
 
 The model reads every scan scaled into the unit sphere, so whatever surrounds a face takes points
-and scale from it. The shipped model, trained on faces and ICT heads (the face about 47% of the
-surface), loses the face when it is 30% of a scan with a skull and a neck (landmarks 50-130 mm
-off). Crops of face size around candidate centres, each read once, find it again: the crop whose
+and scale from it. A model trained on faces and ICT heads alone (the face about 47% of the
+surface) loses the face when it is 30% of a scan with a skull and a neck (landmarks 50-130 mm
+off); the shipped model, whose second stage also saw such scans and crops of them, reads it
+about 5 mm off in one pass and 2-2.5 mm found and cropped. Crops of face size around candidate centres, each read once, find it again: the crop whose
 votes agree best (``vote_spread``) holds the face. A sphere around the nose tip found (the centre
 of FaceScape's face crops) is then what the model reads; several samplings of it, averaged, take
 out most of the landmarks' dependence on which surface points were sampled (about 2 mm between
