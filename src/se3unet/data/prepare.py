@@ -148,6 +148,7 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
             face_centre = np.nanmean(landmarks, axis=0)
         if config.surround and surface.is_mesh and not raw.whole_head and rng.random() < config.surround:
             surface = embed_in_head(surface, rng)[0]
+        # A share of 1 draws nothing, so caches cropped before the share existed stay the same.
         cropped = config.face_crop > 0 and (config.face_crop_share >= 1 or rng.random() < config.face_crop_share)
         if cropped:
             centre = crop_centre(landmarks, getattr(source, "landmark_names", None)) + rng.normal(0, CROP_JITTER_MM, 3)
@@ -221,7 +222,7 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     manifest = folder / MANIFEST
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
-        if PrepareConfig.from_dict(saved["config"]) == config:  # settings added since: their defaults
+        if PrepareConfig.from_dict(saved.get("config", {})) == config:  # settings added since: their defaults
             return PrepareResult(folder, saved["sizes"], 0.0, True)
     folder.mkdir(parents=True, exist_ok=True)
 

@@ -68,8 +68,10 @@ CROP_CENTRE = "ibug31"
 
 
 def crop_centre(landmarks: np.ndarray, names: Optional[Sequence[str]]) -> np.ndarray:
-    if names is not None and CROP_CENTRE in names and np.isfinite(landmarks[list(names).index(CROP_CENTRE)]).all():
-        return landmarks[list(names).index(CROP_CENTRE)]
+    if names is not None and CROP_CENTRE in names:
+        nose = landmarks[list(names).index(CROP_CENTRE)]
+        if np.isfinite(nose).all():  # a mixed cache leaves a source's missing landmarks NaN
+            return nose
     with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
         return np.nanmean(landmarks, axis=0)
 
