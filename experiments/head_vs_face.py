@@ -3,7 +3,7 @@
 with the bundled weights; prints the mean distance between the two predictions and each one's
 error (docs/model-card.md, "Limits"). Needs SE3UNET_ICT_DIR.
 
-    python experiments/head_vs_face.py [IDENTITIES]
+    python experiments/head_vs_face.py [IDENTITIES] [SAMPLINGS]
 """
 
 import json
@@ -15,6 +15,7 @@ import numpy as np
 
 from se3unet.data.ict import IctFaceModel
 from se3unet.data.sources import IctFaceSource
+from se3unet.locate import LocateSettings
 from se3unet.predict import predict
 
 
@@ -27,7 +28,7 @@ def write_used_obj(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> N
     path.write_text("\n".join(lines) + "\n")
 
 
-def main(identities: int) -> None:
+def main(identities: int, samplings: int) -> None:
     model, folder = IctFaceModel(), Path(tempfile.mkdtemp())
     apart, errors = [], {"head": [], "face": []}
     for subject in range(identities):
@@ -37,16 +38,16 @@ def main(identities: int) -> None:
             write_used_obj(folder / f"{region}{subject}.obj", raw.surface.vertices, raw.surface.triangles)
             truth[region] = raw.landmarks
         predict([str(folder / f"{r}{subject}.obj") for r in ("head", "face")], None, str(folder / "out"), fmt="json",
-                picture=False)
+                picture=False, locating=LocateSettings(samplings=samplings))
         found = {r: np.array(list(json.loads((folder / "out" / f"{r}{subject}.landmarks.json").read_text())
                                   ["landmarks"].values())) for r in ("head", "face")}
         apart.append(np.linalg.norm(found["head"] - found["face"], axis=1).mean())
         for r in found:
             errors[r].append(np.linalg.norm(found[r] - truth[r], axis=1).mean())
-    print(f"head vs its face crop, mean over 68 landmarks: {np.mean(apart):.2f} mm (per identity "
+    print(f"{samplings} samplings: head vs its face crop, mean over 68 landmarks: {np.mean(apart):.2f} mm (per identity "
           f"{', '.join(f'{a:.2f}' for a in apart)}); error on heads {np.mean(errors['head']):.2f} mm, "
           f"on face crops {np.mean(errors['face']):.2f} mm")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 6)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 6, int(sys.argv[2]) if len(sys.argv) > 2 else LocateSettings.samplings)

@@ -52,7 +52,7 @@ def error(found, truth):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--radius", type=float, nargs="+", default=[120.0], help="crop radii to compare (mm)")
-    parser.add_argument("--samplings", type=int, default=8)
+    parser.add_argument("--samplings", type=int, default=LocateSettings.samplings)
     parser.add_argument("--identities", type=int, default=4)
     args = parser.parse_args()
     model, checkpoint = load_model(pretrained_path())

@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the scans' unit: a scan implausibly large or small in it is refused, naming the likely unit")
     pr.add_argument("--html", action="store_true",
                     help="a page per scan to turn around in a browser (offline), and index.html for several")
-    pr.add_argument("--samplings", type=int, default=8,
+    pr.add_argument("--samplings", type=int, default=32,
                     help="sample the face this many times and average the landmarks (1: fastest)")
     pr.add_argument("--crop-radius", type=float, default=120.0,
                     help="mm: the face is read as a sphere this large around the nose tip found")

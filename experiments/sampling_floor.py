@@ -1,0 +1,62 @@
+"""How much of the gap between a Surrey face and the same face in a synthetic skull and neck is
+sampling noise and how much is the surrounding surface: with the shipped weights, a sphere of
+each radius around the true nose tip is sampled N times for the face alone (twice, with other
+seeds: the noise floor) and for the face in the head (data/synthetic_head.py); the averaged
+landmarks are compared, and each one's error. Unseen identities (seed 777), canonical pose (the
+model is equivariant). Needs SE3UNET_SFM_DIR. Results: experiments/results/pretrained/sampling_floor.txt.
+
+    python experiments/sampling_floor.py --samplings 8 32 --radius 100 110 120
+"""
+
+import argparse
+
+import numpy as np
+import torch
+
+from se3unet.data.preprocess import model_input, sample_sphere
+from se3unet.data.sfm import SurreyFaceModel
+from se3unet.data.sources import SurreyFaceSource
+from se3unet.data.synthetic_head import embed_in_head
+from se3unet.inference import load_model
+from se3unet.locate import LandmarkReader
+from se3unet.pretrained import pretrained_path
+
+
+def apart(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b, axis=1).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samplings", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--radius", type=float, nargs="+", default=[120.0])
+    parser.add_argument("--identities", type=int, default=4)
+    args = parser.parse_args()
+    model, checkpoint = load_model(pretrained_path())
+    read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
+    scan, names = checkpoint.inference.scan, checkpoint.inference.landmark_names
+    source = SurreyFaceSource(SurreyFaceModel(), args.identities, seed=777)
+    shared = [names.index(n) for n in source.landmark_names]
+    for samplings in args.samplings:
+        for radius in args.radius:
+            rows = []
+            for subject in range(args.identities):
+                raw = source.load((subject, 0))
+                head, _ = embed_in_head(raw.surface)
+                nose = raw.landmarks[source.landmark_names.index("ibug31")]
+
+                def averaged(surface, first_seed):
+                    inputs = [model_input(*sample_sphere(surface, nose, radius, scan.samples, np.random.default_rng(s)),
+                                          scan.points) for s in range(first_seed, first_seed + samplings)]
+                    return np.mean([r.landmarks for r in read(inputs)], axis=0)
+
+                face, face_again, in_head = averaged(raw.surface, 0), averaged(raw.surface, 1000), averaged(head, 0)
+                rows.append((apart(face, face_again), apart(face, in_head), apart(face[shared], raw.landmarks),
+                             apart(in_head[shared], raw.landmarks)))
+            noise, gap, face_error, head_error = np.mean(rows, axis=0)
+            print(f"{samplings} samplings, radius {radius:.0f} mm: face vs face (other samplings) {noise:.2f} mm, face vs "
+                  f"face in head {gap:.2f} mm; errors {face_error:.2f} / {head_error:.2f} mm", flush=True)
+
+
+if __name__ == "__main__":
+    main()
