@@ -4,7 +4,8 @@
 # model's scanner effects; every model trained from scratch on this split with the same budget,
 # then the report's full test matrix, scored against heatmaps at sigma 0.08 and labels at 0.5 for
 # every model (whatever it trained on). One model at a time; run it again after an interruption
-# and it resumes (train --resume; a model whose table exists is skipped).
+# and it resumes (train --resume; a model whose table exists is skipped; one whose exported weights
+# are committed in its results folder but not trained here is evaluated from them).
 #
 #   bash experiments/study_ict.sh baseline-rotaug baseline default     # the models to run, in order
 #
@@ -72,17 +73,23 @@ for name in "$@"; do
     if [ -f "$OUT/$name/table.txt" ]; then echo "$name: done ($OUT/$name/table.txt)"; continue; fi
     pin=""
     if [ "${CONFIGS[$name]}" = configs/shipped.yaml ]; then pin=$RECIPE_AT_STUDY_START; fi
-    # shellcheck disable=SC2086
-    se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="$RUNS/$name" \
-        run.time_limit=null $SETTINGS $pin ${EXTRA[$name]} ${EXTRA_SETTINGS:-}
-    cp "$RUNS/$name/epochs.csv" "$RUNS/$name/training.png" "$RUNS/$name/config.json" "$OUT/$name/"  # config: every setting
+    checkpoint=$RUNS/$name/best.pt
+    if [ ! -f "$checkpoint" ] && [ -f "$OUT/$name/best.pt" ]; then
+        # Trained in an earlier session, its weights committed (se3unet export): evaluate them.
+        checkpoint=$OUT/$name/best.pt
+    else
+        # shellcheck disable=SC2086
+        se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="$RUNS/$name" \
+            run.time_limit=null $SETTINGS $pin ${EXTRA[$name]} ${EXTRA_SETTINGS:-}
+        cp "$RUNS/$name/epochs.csv" "$RUNS/$name/training.png" "$RUNS/$name/config.json" "$OUT/$name/"  # config: every setting
+    fi
     # The ICP mean-face baseline sees the same scans and poses whatever the model: run it once.
     baseline="--baseline all"
     grep -qs baseline_error "$OUT"/*/metrics.json && baseline=--baseline
     matrix=""
     case $name in abl-*) matrix="--preprocessing none raw --perturbations both"; baseline=--baseline ;; esac
     # shellcheck disable=SC2086
-    se3unet evaluate --checkpoint "$RUNS/$name/best.pt" --cache "$cache" --output "$OUT/$name" $baseline \
+    se3unet evaluate --checkpoint "$checkpoint" --cache "$cache" --output "$OUT/$name" $baseline \
         --sigma 0.08 --threshold 0.5 $matrix --quiet > "$OUT/$name/evaluate.log"
     head -n -1 "$OUT/$name/evaluate.log" > "$OUT/$name/table.txt"
     rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
