@@ -9,10 +9,10 @@ writing the landmarks and drawing the picture.
 
     python benchmarks/predict_throughput.py                 # 20 scans on the CPU
     python benchmarks/predict_throughput.py --device cuda   # the model on a GPU
-    python benchmarks/predict_throughput.py --whole-scan    # one pass a scan, no crop (the model stage 1/10)
+    python benchmarks/predict_throughput.py --whole-scan    # one pass a scan, no crop (the model stage 1/34)
 
-By default predict reads each face as se3unet.locate does (a first pass, a crop, 8 samplings
-averaged: 10 passes of the model); --samplings and --whole-scan set that as predict's options do.
+By default predict reads each face as se3unet.locate does (a first pass, a crop, 32 samplings
+averaged: 34 passes of the model); --samplings and --whole-scan set that as predict's options do.
 
 The last line is JSON: {"picture_on": {...}, "picture_off": {...}}.
 """
@@ -82,7 +82,7 @@ def main():
     parser.add_argument("--points", type=int, default=2048)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sfm-dir", default=None, help="Surrey Face Model folder (default: $SE3UNET_SFM_DIR)")
-    parser.add_argument("--samplings", type=int, default=8, help="as predict's --samplings")
+    parser.add_argument("--samplings", type=int, default=32, help="as predict's --samplings")
     parser.add_argument("--whole-scan", action="store_true", help="as predict's --whole-scan: one pass a scan")
     args = parser.parse_args()
     from se3unet.locate import LocateSettings
