@@ -11,16 +11,17 @@ Needs SE3UNET_SFM_DIR. Results: experiments/results/pretrained/sampling_floor.tx
 """
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from se3unet.data.preprocess import model_input, sample_sphere
+from se3unet.data.preprocess import crop_centre
 from se3unet.data.sfm import SurreyFaceModel
 from se3unet.data.sources import SurreyFaceSource
 from se3unet.data.synthetic_head import embed_in_head
 from se3unet.inference import load_model
-from se3unet.locate import LandmarkReader
+from se3unet.locate import LandmarkReader, crop_input
 from se3unet.pretrained import pretrained_path
 from study_tables import REGIONS  # experiments/ is on the path when this script runs
 
@@ -50,11 +51,11 @@ def main() -> None:
             for subject in range(args.identities):
                 raw = source.load((subject, 0))
                 head, _ = embed_in_head(raw.surface)
-                nose = raw.landmarks[source.landmark_names.index("ibug31")]
+                nose = crop_centre(raw.landmarks, source.landmark_names)
 
                 def averaged(surface, first_seed):
-                    inputs = [model_input(*sample_sphere(surface, nose, radius, scan.samples, np.random.default_rng(s)),
-                                          scan.points) for s in range(first_seed, first_seed + samplings)]
+                    inputs = [crop_input(surface, Path("face"), nose, radius, scan.points, scan.samples, seed)
+                              for seed in range(first_seed, first_seed + samplings)]
                     return np.mean([r.landmarks for r in read(inputs)], axis=0)
 
                 face, face_again, in_head = averaged(raw.surface, 0), averaged(raw.surface, 1000), averaged(head, 0)
