@@ -5,7 +5,8 @@ per-region errors, and results.json in the issue's schema:
     {"models": {NAME: {CONDITION: {"error_mm": x, "iou_0.2": x, "f1_peak": x}}}}
 
 with the ICP mean-face baseline as "icp-mean-face" (error only, the conditions it was run on) and
-"budget" (the training budget) when --budget gives it; also
+"budget" (the training budget) when --budget gives it; the schema's NAMEs only (rows such as
+original-v2 are in the printed tables and their own metrics.json); also
 the success rates (share of landmarks within 2.5 / 5 / 10 mm) and FOLDER/ced.png: every model's
 cumulative error distribution in the hardest cell (raw / both) and on aligned scans (none).
 
@@ -21,6 +22,8 @@ import numpy as np
 # iBUG-68, 1-based, by region (the jaw is the jawline 1-17).
 REGIONS = {"jaw": range(1, 18), "brows": range(18, 28), "nose": range(28, 37), "eyes": range(37, 49),
            "mouth": range(49, 69)}
+# The learned models results.json names (the issue's schema); other rows are printed only.
+SCHEMA = ("default", "original", "baseline", "baseline-rotaug")
 
 
 def cell(condition: dict) -> dict:
@@ -58,7 +61,8 @@ def main() -> None:
     out = args.json or args.folder / "results.json"
     # A rerun for the tables alone keeps the budget an earlier run recorded.
     budget = args.budget or (json.loads(out.read_text()).get("budget") if out.is_file() else None)
-    table = {"budget": budget, "models": models} if budget else {"models": models}
+    in_schema = {name: cells for name, cells in models.items() if name in SCHEMA or name == "icp-mean-face"}
+    table = {"budget": budget, "models": in_schema} if budget else {"models": in_schema}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=1) + "\n")
     conditions = list(next(iter(runs.values()))["conditions"])
@@ -159,17 +163,20 @@ def ced_figure(runs: dict, out: Path, study: str) -> None:
     """One CED curve per model and condition (none, raw / both), the ICP baseline's in raw / both."""
     from se3unet.plots import ced_curves
 
-    curves = {}
-    for name, metrics in runs.items():
-        for condition in ("none", "raw / both"):
+    curves, styles = {}, {}
+    for i, (name, metrics) in enumerate(runs.items()):
+        for condition, line in (("none", "-"), ("raw / both", "--")):
             if condition in metrics["conditions"]:
                 curves[f"{name} ({condition})"] = metrics["conditions"][condition]["error"]["ced"]
+                styles[f"{name} ({condition})"] = {"color": f"C{i % 10}", "linestyle": line}
     baseline = [m["conditions"]["raw / both"]["baseline_error"] for m in runs.values()
                 if "baseline_error" in m["conditions"].get("raw / both", {})]
     if baseline:
         curves["ICP mean face (raw / both)"] = baseline[0]["ced"]
+        styles["ICP mean face (raw / both)"] = {"color": "black", "linestyle": ":"}
     limit = max(c["mm"][-1] for c in curves.values())  # as far as the evaluation tabulated it
-    ced_curves(curves, out, limit_mm=limit, title=f"cumulative error distribution, {study} test scans")
+    ced_curves(curves, out, limit_mm=limit, title=f"cumulative error distribution, {study} test scans",
+               styles=styles)
 
 
 if __name__ == "__main__":

@@ -92,12 +92,14 @@ def pr_curves(results: Dict[str, Dict], out: PathLike) -> None:
     _save(fig, out)
 
 
-def ced_curves(curves: Dict[str, Dict], out: PathLike, limit_mm: float = 20.0, title: str = "") -> None:
-    """Cumulative error distribution: share of landmarks within x mm (up to ``limit_mm``)."""
+def ced_curves(curves: Dict[str, Dict], out: PathLike, limit_mm: float = 20.0, title: str = "",
+               styles: Optional[Dict[str, Dict]] = None) -> None:
+    """Cumulative error distribution: share of landmarks within x mm (up to ``limit_mm``);
+    ``styles``: matplotlib line settings per curve (a colour per model, a line style per condition)."""
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.subplots()
     for name, ced in curves.items():
-        ax.plot(ced["mm"], ced["fraction"], label=name)
+        ax.plot(ced["mm"], ced["fraction"], label=name, **(styles or {}).get(name, {}))
     for t in (2.5, 5, 10):
         ax.axvline(t, color="grey", lw=0.5, ls=":")
     ax.set(title=title or "cumulative error distribution", xlabel="landmark error (mm)",
