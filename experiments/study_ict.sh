@@ -18,6 +18,11 @@
 #
 # BUDGET=ablation (default): 1024 of the 2048 points, 2 epochs = 668 steps of batch 4.
 # BUDGET=main: 2048 points, 10 epochs = 3,340 steps of batch 4 (a GPU's work).
+# A training longer than a session (runs/ does not survive one): at the session's end copy the run's
+# state into the results folder and commit it; the next session's run resumes from it (the folder
+# is removed once the model's training has finished):
+#   mkdir -p $OUT/NAME/resume && cp $RUNS/NAME/{last.pt,epochs.csv,steps.csv} $OUT/NAME/resume/ &&
+#       se3unet export $RUNS/NAME/best.pt $OUT/NAME/resume/best.pt
 # Run in the project's .venv with SE3UNET_ICT_DIR set. WORKERS: prepare's worker processes (2).
 # EXTRA_SETTINGS: train settings that change speed, not results (model.recompute=false on a GPU).
 set -euo pipefail
@@ -78,10 +83,14 @@ for name in "$@"; do
         # Trained in an earlier session, its weights committed (se3unet export): evaluate them.
         checkpoint=$OUT/$name/best.pt
     else
+        if [ -f "$OUT/$name/resume/last.pt" ] && [ ! -f "$RUNS/$name/last.pt" ]; then
+            mkdir -p "$RUNS/$name" && cp "$OUT/$name/resume/"* "$RUNS/$name/"  # carried from an earlier session
+        fi
         # shellcheck disable=SC2086
         se3unet train --config "${CONFIGS[$name]}" --resume --quiet --set data.cache="$cache" run.output="$RUNS/$name" \
             run.time_limit=null $SETTINGS $pin ${EXTRA[$name]} ${EXTRA_SETTINGS:-}
         cp "$RUNS/$name/epochs.csv" "$RUNS/$name/training.png" "$RUNS/$name/config.json" "$OUT/$name/"  # config: every setting
+        rm -rf "$OUT/$name/resume"
     fi
     # The ICP mean-face baseline sees the same scans and poses whatever the model: run it once.
     baseline="--baseline all"
