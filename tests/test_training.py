@@ -83,6 +83,56 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_cache, tmp_path,
     assert [line.split(",")[0] for line in epochs[1:]] == ["0", "1", "2"]  # no duplicated epoch rows
 
 
+def steps_logged(run):
+    return [int(line.split(",")[1]) for line in (run / "steps.csv").read_text().splitlines()[1:]]
+
+
+def test_a_run_stopped_inside_an_epoch_by_its_time_limit_resumes_there(tiny_cache, tmp_path):
+    whole = train(tiny_config(tiny_cache, tmp_path / "whole"), progress=False)
+    config = tiny_config(tiny_cache, tmp_path / "stopped")
+    config.run.time_limit = 1e-9  # over after the first optimizer step: batch 1 of 3 in epoch 0
+    stopped = train(config, progress=False)
+    assert stopped["stopped_by_time_limit"] and stopped["steps"] == 1 and stopped["epochs"] == 0
+    saved = Checkpoint.load(tmp_path / "stopped" / "last.pt").resume
+    assert (saved.epoch, saved.batches_done, len(saved.epoch_losses)) == (0, 1, 1)
+    resumed = train(tiny_config(tiny_cache, tmp_path / "stopped"), resume=True, progress=False)
+    # The rest of epoch 0 is trained, not skipped: the same steps and weights as one run through.
+    assert (resumed["steps"], resumed["weights_digest"]) == (whole["steps"], whole["weights_digest"])
+    epochs = (tmp_path / "stopped" / "epochs.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in epochs[1:]] == ["0", "1", "2"]  # the stopped epoch's row rewritten
+    assert steps_logged(tmp_path / "stopped") == list(range(1, whole["steps"] + 1))
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_run_killed_inside_an_epoch_resumes_from_its_last_checkpoint_there(tiny_cache, tmp_path, monkeypatch,
+                                                                              accumulate):
+    whole = train(tiny_config(tiny_cache, tmp_path / "whole", accumulate=accumulate), progress=False)
+
+    import se3unet.train.trainer as trainer
+
+    calls = {"n": 0}
+    real_collate = trainer.collate
+
+    def dying_collate(items):
+        calls["n"] += 1
+        if calls["n"] == 7:  # batch 3 of epoch 1 (3 batches and 1 validation batch per epoch)
+            raise KeyboardInterrupt
+        return real_collate(items)
+
+    config = tiny_config(tiny_cache, tmp_path / "killed", accumulate=accumulate)
+    config.run.checkpoint_minutes = 0.0  # after every optimizer step
+    monkeypatch.setattr(trainer, "collate", dying_collate)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    saved = Checkpoint.load(tmp_path / "killed" / "last.pt").resume
+    # Written after batch 2 of epoch 1 either way: with accumulation only where a step was taken.
+    assert (saved.epoch, saved.batches_done) == (1, 2)
+    monkeypatch.setattr(trainer, "collate", real_collate)
+    resumed = train(config, resume=True, progress=False)
+    assert (resumed["steps"], resumed["weights_digest"]) == (whole["steps"], whole["weights_digest"])
+    assert steps_logged(tmp_path / "killed") == list(range(1, whole["steps"] + 1))
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

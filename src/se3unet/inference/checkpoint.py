@@ -79,6 +79,10 @@ class ResumeState:
     history: List[Dict[str, float]]
     best_error_mm: float
     experiment: Dict[str, Any]  # the training configuration (train.config.ExperimentConfig.to_dict())
+    # Written inside an epoch (run.checkpoint_minutes, a time limit): the batches of ``epoch``
+    # already trained and their losses; 0 when ``epoch`` had finished.
+    batches_done: int = 0
+    epoch_losses: List[float] = field(default_factory=list)
 
     def to_mapping(self) -> Dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -74,7 +74,10 @@ class RunSettings:
     output: str = "runs/experiment"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    time_limit: Optional[float] = None  # seconds of training, then stop after the batch
+    time_limit: Optional[float] = None  # seconds of training, then stop after the optimizer step
+    # Also write last.pt inside an epoch this often, so that a killed run loses at most this much
+    # (None: at epoch ends only); --resume continues from that batch with the same result.
+    checkpoint_minutes: Optional[float] = 10.0
     val_scans: Optional[int] = None  # validate on the first n scans (None: all)
     init: Optional[str] = None  # fine-tune: start from this checkpoint's weights ("pretrained": the shipped model's)
 

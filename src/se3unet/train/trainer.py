@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -131,13 +131,15 @@ class CsvLog:
             csv.writer(f).writerow([row.get(k, "") for k in self.fields])
 
 
-def truncate_log(path: Path, keep_epochs: int) -> None:
-    """On resume, drop rows of epochs that the checkpoint does not contain."""
+def truncate_log(path: Path, column: str, below: int) -> None:
+    """On resume, drop the rows that the checkpoint does not contain: those whose ``column``
+    (epoch or step) is ``below`` or more."""
     if not path.exists():
         return
     with path.open() as f:
         rows = list(csv.reader(f))
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < keep_epochs]
+    at = rows[0].index(column)
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[at]) < below]
     with path.open("w", newline="") as f:
         csv.writer(f).writerows(kept)
 
@@ -178,6 +180,8 @@ class Run:
     scheduler: Any
     manifest: Dict[str, Any]
     start_epoch: int = 0
+    start_batch: int = 0  # resumed inside start_epoch: its batches already trained
+    epoch_losses: List[float] = field(default_factory=list)  # ... and their losses
     step: int = 0
     best: float = math.inf
     history: List[Dict[str, float]] = field(default_factory=list)
@@ -219,10 +223,13 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
         optimizer.load_state_dict(saved.resume.optimizer)
         scheduler.load_state_dict(saved.resume.scheduler)
         r = saved.resume
-        run.start_epoch, run.best, run.history, run.step = r.epoch + 1, r.best_error_mm, list(r.history), r.step
+        run.best, run.history, run.step = r.best_error_mm, list(r.history), r.step
+        # Written inside an epoch: that epoch again, from the first batch not trained.
+        run.start_epoch = r.epoch if r.batches_done else r.epoch + 1
+        run.start_batch, run.epoch_losses = r.batches_done, list(r.epoch_losses)
         if state.is_main:
-            truncate_log(output / "epochs.csv", run.start_epoch)
-            truncate_log(output / "steps.csv", run.start_epoch)
+            truncate_log(output / "epochs.csv", "epoch", run.start_epoch)
+            truncate_log(output / "steps.csv", "step", run.step + 1)
     run.network = DistributedDataParallel(model) if state.enabled else model
     return run
 
@@ -251,26 +258,40 @@ def load_initial_weights(model: torch.nn.Module, source: str, model_config: UNet
 
 def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog"], writer, tqdm,
                 progress: bool) -> tuple:
-    """One epoch of optimizer steps: (losses, stopped by the time limit)."""
+    """One epoch of optimizer steps, from the batch a mid-epoch checkpoint left it at: (losses,
+    batches done when the time limit stopped it inside the epoch, else 0). Every pose and batch
+    is a function of (seed, epoch, index), so a resumed epoch ends as an uninterrupted one."""
     config, o, state = run.config, run.config.optim, run.state
     run.train_set.set_epoch(epoch)
     groups = batches(epoch_order(len(run.train_set), config.run.seed, epoch, state, o.batch_size), o.batch_size)
-    bar = tqdm(groups, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not (progress and state.is_main), leave=False)
-    losses = []
+    first = run.start_batch if epoch == run.start_epoch else 0
+    losses = list(run.epoch_losses) if first else []
+    bar = tqdm(groups[first:], desc=f"epoch {epoch + 1}/{o.epochs}", disable=not (progress and state.is_main),
+               leave=False, initial=first, total=len(groups))
+    every = config.run.checkpoint_minutes * 60 if config.run.checkpoint_minutes is not None else None
+    saved_at = time.perf_counter()
     run.optimizer.zero_grad(set_to_none=True)
-    for i, group in enumerate(bar):
+    for i, group in enumerate(bar, start=first):
         batch = to_device(collate([run.train_set[j] for j in group]), state.device)
         loss = total_loss(config.loss, *forward(run.network, batch, run.model_config.normals), batch, run.pos_weight)
         (loss / o.accumulate).backward()
         losses.append(float(loss.detach()))
-        if (i + 1) % o.accumulate == 0 or i + 1 == len(groups):
-            optimizer_step(run, epoch, (i + 1) / len(groups), losses[-1], step_log, writer)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        done = i + 1
+        if done % o.accumulate and done < len(groups):
+            continue  # gradients still accumulating: no step, no stop, no checkpoint here
+        optimizer_step(run, epoch, done / len(groups), losses[-1], step_log, writer)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if done == len(groups):
+            break  # the epoch's end validates and checkpoints
         if config.run.time_limit and state.any_rank(time.perf_counter() - started > config.run.time_limit):
             bar.close()
-            return losses, True
+            return losses, done
+        if every is not None and state.any_rank(time.perf_counter() - saved_at > every):
+            if state.is_main:
+                make_checkpoint(run, epoch, done, losses).save(run.output / LAST)
+            saved_at = time.perf_counter()
     bar.close()
-    return losses, False
+    return losses, 0
 
 
 def optimizer_step(run: Run, epoch: int, fraction: float, loss: float, step_log: Optional["CsvLog"], writer) -> None:
@@ -292,8 +313,9 @@ def optimizer_step(run: Run, epoch: int, fraction: float, loss: float, step_log:
             writer.add_scalar("train/lr", lr, run.step)
 
 
-def make_checkpoint(run: Run, epoch: int) -> Checkpoint:
-    """The typed checkpoint of the run now: what inference needs, and the state to resume."""
+def make_checkpoint(run: Run, epoch: int, batches_done: int = 0, epoch_losses: Sequence[float] = ()) -> Checkpoint:
+    """The typed checkpoint of the run now: what inference needs, and the state to resume
+    (inside ``epoch`` when ``batches_done`` of its batches are trained)."""
     config, scan_config = run.config, run.manifest["config"]
     inference = InferenceState(
         model_config=run.model_config.to_dict(), weights=run.model.state_dict(),
@@ -306,7 +328,7 @@ def make_checkpoint(run: Run, epoch: int) -> Checkpoint:
                               training_data=scan_config),
     )
     resume = ResumeState(run.optimizer.state_dict(), run.scheduler.state_dict(), epoch, run.step, run.history,
-                         run.best, config.to_dict())
+                         run.best, config.to_dict(), batches_done, list(epoch_losses))
     return Checkpoint(inference, resume)
 
 
@@ -325,15 +347,19 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
     stopped_early = False
     for epoch in range(run.start_epoch, o.epochs):
         epoch_start = time.perf_counter()
-        losses, stopped_early = train_epoch(run, epoch, started, step_log, writer, tqdm, progress)
+        losses, stopped_inside = train_epoch(run, epoch, started, step_log, writer, tqdm, progress)
+        stopped_early = stopped_inside > 0
         metrics = validate(run.model, run.val_set, config.loss, o.batch_size, state.device, run.pos_weight,
                            config.run.val_scans) if state.is_main else {}
         row = {"epoch": epoch, "step": run.step, "train_loss": float(np.mean(losses)),
                "lr": run.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - epoch_start, **metrics}
-        run.history.append(row)
+        if not stopped_early:
+            run.history.append(row)  # a stopped epoch's row is logged, and rewritten when it ends
         if state.is_main:
-            end_epoch(run, epoch, row, epoch_log, writer, tqdm if progress else None)
+            end_epoch(run, epoch, row, epoch_log, writer, tqdm if progress else None, stopped_inside, losses)
         state.barrier()
+        if not stopped_early and epoch + 1 < o.epochs and config.run.time_limit:
+            stopped_early = state.any_rank(time.perf_counter() - started > config.run.time_limit)  # at the epoch's end
         if stopped_early:
             break
 
@@ -350,8 +376,10 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
     return summary
 
 
-def end_epoch(run: Run, epoch: int, row: Dict[str, float], epoch_log: "CsvLog", writer, tqdm) -> None:
-    """Logs the epoch and writes last.pt (and best.pt when validation improved)."""
+def end_epoch(run: Run, epoch: int, row: Dict[str, float], epoch_log: "CsvLog", writer, tqdm,
+              batches_done: int = 0, losses: Sequence[float] = ()) -> None:
+    """Logs the epoch and writes last.pt (and best.pt when validation improved); stopped inside
+    the epoch by the time limit, last.pt holds where, so that --resume finishes the epoch."""
     epoch_log.write(row)
     if writer:
         for key in ("val_loss", "val_error_mm", "val_f1"):
@@ -359,7 +387,7 @@ def end_epoch(run: Run, epoch: int, row: Dict[str, float], epoch_log: "CsvLog", 
         writer.add_scalar("train/epoch_loss", row["train_loss"], epoch)
     improved = row["val_error_mm"] < run.best
     run.best = min(run.best, row["val_error_mm"])
-    checkpoint = make_checkpoint(run, epoch)
+    checkpoint = make_checkpoint(run, epoch, batches_done, losses if batches_done else ())
     if improved:
         checkpoint.save(run.output / BEST)
     checkpoint.save(run.output / LAST)
