@@ -133,6 +133,21 @@ def test_a_run_killed_inside_an_epoch_resumes_from_its_last_checkpoint_there(tin
     assert steps_logged(tmp_path / "killed") == list(range(1, whole["steps"] + 1))
 
 
+def test_resume_refuses_other_settings_than_the_run_was_trained_with(tiny_cache, tmp_path):
+    train(tiny_config(tiny_cache, tmp_path, epochs=1), progress=False)
+    with pytest.raises(ValueError, match=r"last\.pt: --resume with other settings.*optim\.lr \(0\.01 there, 0\.02 here\)"):
+        train(tiny_config(tiny_cache, tmp_path, epochs=2, lr=2e-2), resume=True, progress=False)
+    # More epochs would change the learning-rate schedule (its period is the run's length): refused
+    # too; a time limit is no change to what is trained.
+    config = tiny_config(tiny_cache, tmp_path, epochs=2)
+    config.run.time_limit = 1e6
+    with pytest.raises(ValueError, match=r"optim\.epochs \(1 there, 2 here\)"):
+        train(config, resume=True, progress=False)
+    config = tiny_config(tiny_cache, tmp_path, epochs=1)
+    config.run.time_limit = 1e6
+    assert train(config, resume=True, progress=False)["epochs"] == 1  # nothing left to train
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -219,6 +219,7 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
         saved = Checkpoint.load(output / LAST, state.device)
         if saved.resume is None:
             raise ValueError(f"{output / LAST}: holds no training state to resume from")
+        refuse_changed_settings(output / LAST, saved.resume.experiment, config.to_dict())
         model.load_state_dict(saved.inference.weights)
         optimizer.load_state_dict(saved.resume.optimizer)
         scheduler.load_state_dict(saved.resume.scheduler)
@@ -232,6 +233,31 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
             truncate_log(output / "steps.csv", "step", run.step + 1)
     run.network = DistributedDataParallel(model) if state.enabled else model
     return run
+
+
+# Settings a resumed run may change: where and how fast it runs, not what it trains. data.cache
+# too: a cache's name is a digest of its settings and its data folder's path, so the same data
+# prepared on another machine or moved has another name (the checkpoint records the one trained on).
+RESUMABLE_CHANGES = {"run.output", "run.device", "run.time_limit", "run.checkpoint_minutes", "run.val_scans",
+                     "model.recompute", "data.cache"}
+
+
+def refuse_changed_settings(path: Path, saved: Dict[str, Any], now: Dict[str, Any]) -> None:
+    """--resume continues the same training: refused, naming each setting, when the run's
+    settings differ from those its checkpoint was trained with (apart from RESUMABLE_CHANGES)."""
+    def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+        out = {}
+        for key, value in d.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    before, after = flat(saved), flat(now)
+    differing = sorted(k for k in set(before) & set(after)  # settings added since are taken as they are
+                       if k not in RESUMABLE_CHANGES and before[k] != after[k])
+    if differing:
+        raise ValueError(f"{path}: --resume with other settings than the run's: "
+                         + ", ".join(f"{k} ({before[k]!r} there, {after[k]!r} here)" for k in differing)
+                         + "; train into a new run.output, or resume with the same settings")
 
 
 def load_initial_weights(model: torch.nn.Module, source: str, model_config: UNetConfig,
