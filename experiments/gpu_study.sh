@@ -4,8 +4,9 @@
 #
 #   LIMIT=540 bash experiments/gpu_study.sh sfm:original ict:original-v2     # SOURCE:MODEL rows (these by default)
 #
-# Same script, settings, steps x batch and seeds as on the CPU (experiments/study_ict.sh), with
-# model.recompute=false (speed only). The protocol caches are prepared there from copies of the
+# BUDGET=main runs and packs the main budget's rows instead (a row whose state a CPU session
+# committed in its resume/ folder continues from it there). Same script, settings, steps x batch
+# and seeds as on the CPU (experiments/study_ict.sh), with model.recompute=false (speed only). The protocol caches are prepared there from copies of the
 # face models in .gpu-data/shared/{sfm,ict} (the device tool carries no ../shared); their
 # checksums go to $OUT so they can be compared with the CPU's caches. Needs python3 with a CUDA
 # torch, e3nn, scipy, yaml, tqdm, matplotlib; trimesh and plotly as wheels in .whl/.
@@ -38,7 +39,7 @@ for row in "${ROWS[@]}"; do
     [ "$source_" = sfm ] && suffix=-sfm
     # OUT emptied: the rows write to the study's own folders, whatever this script's $OUT is.
     (OUT="" SOURCE=$source_ bash experiments/study_ict.sh "$model" > "$OUT/$source_-$model.log" 2>&1; stamp "$row: exit $?") &
-    packed+=("experiments/results/study-ablation$suffix/$model" "runs/study-ablation$suffix/$model")
+    packed+=("experiments/results/study-${BUDGET:-ablation}$suffix/$model" "runs/study-${BUDGET:-ablation}$suffix/$model")
 done
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - start )) -lt "$LIMIT" ]; do sleep 5; done
 stamp "packing"
