@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from se3unet.train.config import flat_settings
+
 # iBUG-68, 1-based, by region (the jaw is the jawline 1-17).
 REGIONS = {"jaw": range(1, 18), "brows": range(18, 28), "nose": range(28, 37), "eyes": range(37, 49),
            "mouth": range(49, 69)}
@@ -96,23 +98,13 @@ def main() -> None:
     print(f"\n{out}\n{picture}\n{examples}")
 
 
-def flat(config: dict, prefix: str = "") -> dict:
-    """A run's config.json as {"loss.name": "bce", ...}."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
 
 def change(folder: Path, name: str) -> str:
     """What an ablation's config.json sets differently from default's (its output folder aside)."""
     configs = [folder / model / "config.json" for model in ("default", name)]
     if not all(p.is_file() for p in configs):
         return "?"
-    reference, ablation = (flat(json.loads(p.read_text())) for p in configs)
+    reference, ablation = (flat_settings(json.loads(p.read_text())) for p in configs)
     differences = [f"{key}={json.dumps(ablation.get(key))}" for key in sorted(set(reference) | set(ablation))
                    if key != "run.output" and reference.get(key) != ablation.get(key)]
     return ", ".join(differences).replace('"', "") or "-"

@@ -130,6 +130,17 @@ def apply_overrides(values: Dict[str, Any], overrides: Sequence[str]) -> Dict[st
     return values
 
 
+def flat_settings(values: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Nested settings (a config's to_dict(), a run's config.json) as {"loss.name": "bce", ...}."""
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
     values: Dict[str, Any] = {}
     if path is not None:

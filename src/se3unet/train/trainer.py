@@ -29,7 +29,7 @@ from ..evaluate.metrics import precision_recall_f1
 from ..inference import (Checkpoint, Decoding, InferenceState, Provenance, ResumeState, ScanSettings, decode,
                          landmark_errors_mm)
 from ..model import UNetConfig, build_network
-from .config import ExperimentConfig, LossSettings
+from .config import ExperimentConfig, LossSettings, flat_settings
 from .distributed import Distributed, setup, teardown
 from .losses import compute_loss, offset_loss, positive_weights
 from .memory import release_freed_memory
@@ -245,13 +245,7 @@ RESUMABLE_CHANGES = {"run.output", "run.device", "run.time_limit", "run.checkpoi
 def refuse_changed_settings(path: Path, saved: Dict[str, Any], now: Dict[str, Any]) -> None:
     """--resume continues the same training: refused, naming each setting, when the run's
     settings differ from those its checkpoint was trained with (apart from RESUMABLE_CHANGES)."""
-    def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-        out = {}
-        for key, value in d.items():
-            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return out
-
-    before, after = flat(saved), flat(now)
+    before, after = flat_settings(saved), flat_settings(now)
     differing = sorted(k for k in set(before) & set(after)  # settings added since are taken as they are
                        if k not in RESUMABLE_CHANGES and before[k] != after[k])
     if differing:
@@ -309,7 +303,7 @@ def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if done == len(groups):
             break  # the epoch's end validates and checkpoints
-        if config.run.time_limit and state.any_rank(time.perf_counter() - started > config.run.time_limit):
+        if time_is_up(run, started):
             bar.close()
             return losses, done
         if every is not None and state.any_rank(time.perf_counter() - saved_at > every):
@@ -318,6 +312,12 @@ def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog
             saved_at = time.perf_counter()
     bar.close()
     return losses, 0
+
+
+def time_is_up(run: Run, started: float) -> bool:
+    """run.time_limit passed, on any rank (then on every rank: ranks must stop together)."""
+    limit = run.config.run.time_limit
+    return bool(limit) and run.state.any_rank(time.perf_counter() - started > limit)
 
 
 def optimizer_step(run: Run, epoch: int, fraction: float, loss: float, step_log: Optional["CsvLog"], writer) -> None:
@@ -384,8 +384,8 @@ def _train(config: ExperimentConfig, resume: bool, progress: bool, state: Distri
         if state.is_main:
             end_epoch(run, epoch, row, epoch_log, writer, tqdm if progress else None, stopped_inside, losses)
         state.barrier()
-        if not stopped_early and epoch + 1 < o.epochs and config.run.time_limit:
-            stopped_early = state.any_rank(time.perf_counter() - started > config.run.time_limit)  # at the epoch's end
+        if not stopped_early and epoch + 1 < o.epochs:
+            stopped_early = time_is_up(run, started)  # at the epoch's end
         if stopped_early:
             break
 
