@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--samplings", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--radius", type=float, nargs="+", default=[120.0])
     parser.add_argument("--identities", type=int, default=4)
+    parser.add_argument("--checkpoint", help="the model to measure (default: the shipped one)")
     args = parser.parse_args()
-    model, checkpoint = load_model(pretrained_path())
+    model, checkpoint = load_model(args.checkpoint or pretrained_path())
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
     scan, names = checkpoint.inference.scan, checkpoint.inference.landmark_names
     source = SurreyFaceSource(SurreyFaceModel(), args.identities, seed=777)

@@ -54,8 +54,9 @@ def main() -> None:
     parser.add_argument("--radius", type=float, nargs="+", default=[120.0], help="crop radii to compare (mm)")
     parser.add_argument("--samplings", type=int, default=LocateSettings.samplings)
     parser.add_argument("--identities", type=int, default=4)
+    parser.add_argument("--checkpoint", help="the model to measure (default: the shipped one)")
     args = parser.parse_args()
-    model, checkpoint = load_model(pretrained_path())
+    model, checkpoint = load_model(args.checkpoint or pretrained_path())
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
     names = checkpoint.inference.landmark_names
     sfm = SurreyFaceSource(SurreyFaceModel(), args.identities, seed=777)

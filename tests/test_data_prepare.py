@@ -238,3 +238,39 @@ def test_face_crop_share_leaves_the_other_scans_whole(config):
         reaches.append(np.linalg.norm(points - raw.landmarks.mean(axis=0), axis=1).max())
     cropped = sum(r < 140 for r in reaches)  # a whole synthetic head reaches past 150 mm
     assert 2 <= cropped <= 8 and all(r < 140 or r > 150 for r in reaches)
+
+
+def test_a_surround_twin_draws_as_its_surround_cache_and_keeps_the_face_alone(config, monkeypatch):
+    import dataclasses
+
+    import se3unet.data.prepare as prepare_module
+    from se3unet.data.prepare import make_source, preprocess_entry
+
+    settings = dataclasses.replace(config, surround=0.5, face_crop=120.0)
+    twin = dataclasses.replace(settings, surround_twin=True)
+    assert twin.digest() != settings.digest()
+    with pytest.raises(ValueError, match="--surround"):
+        dataclasses.replace(config, surround_twin=True)
+    crops = []  # (centre, vertices of the surface cropped) per call
+    real = prepare_module.sample_sphere
+
+    def recorded(surface, centre, *args):
+        crops.append((centre.copy(), len(surface.vertices)))
+        return real(surface, centre, *args)
+
+    monkeypatch.setattr(prepare_module, "sample_sphere", recorded)
+    source = make_source(settings)
+    surrounded = same = 0
+    for number, entry in enumerate(source.entries()[:8]):
+        scans, first_crops = [], []
+        for each in (settings, twin):
+            crops.clear()
+            scans.append(preprocess_entry(source, each, entry, number))
+            first_crops.append(crops[0])
+        (first, second), ((centre, size), (twin_centre, twin_size)) = scans, first_crops
+        assert np.array_equal(centre, twin_centre)  # the same sphere around the same (jittered) nose tip
+        if size > twin_size:  # a head was drawn: the twin samples the face alone
+            surrounded += 1
+        else:  # no head: every draw the same, the same scan
+            same += np.array_equal(first.points, second.points)
+    assert surrounded >= 2 and same == 8 - surrounded

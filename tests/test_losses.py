@@ -96,3 +96,31 @@ def test_offset_loss_is_the_vote_error_near_each_landmark_and_skips_missing_ones
     assert float(offset_loss(points, perfect, landmarks, radius=1.0)) < 1e-5
     offset_loss(points, offsets, landmarks, radius=1.0).backward()
     assert torch.isfinite(offsets.grad).all() and float(offsets.grad[0, :, 1].abs().sum()) == 0  # missing: no pull
+
+
+def test_consistency_is_the_mm_distance_between_twins_read_in_their_own_frames():
+    from scipy.spatial.transform import Rotation
+
+    from se3unet.train.losses import consistency_loss
+
+    truth_mm = torch.tensor([[0.0, 0.0, 10.0], [20.0, 0.0, 0.0], [10.0, -30.0, 0.0]])  # the third: no truth in the data
+    turns = torch.from_numpy(Rotation.random(2, random_state=4).as_matrix()).float()
+    shifts = torch.tensor([[0.1, 0.0, 0.0], [0.0, -0.2, 0.1]])
+    centres, scale = torch.tensor([[0.0, 0.0, 0.0], [5.0, -3.0, 1.0]]), torch.tensor([100.0, 50.0])  # each twin its own
+
+    def batch_reading(errors_mm):  # each scan in its own units and pose; read = truth + error
+        units = lambda mm, b: ((mm - centres[b]) / scale[b]) @ turns[b].T + shifts[b]
+        posed = torch.stack([units(truth_mm, b) for b in range(2)])
+        posed[:, 2] = float("nan")
+        read = torch.stack([units(truth_mm + errors_mm[b], b) for b in range(2)])
+        return read.requires_grad_(), {"landmarks": posed, "rotation": turns, "scale": scale}
+
+    errors_mm = torch.tensor([[[1.0, 0, 0], [0, 2.0, 0], [0, 0, 3.0]], [[1.0, 0, 0], [0, 0, 2.0], [0, 0, 0]]])
+    read, batch = batch_reading(errors_mm)
+    value = consistency_loss(read, batch)
+    # landmark 1 agrees, 2 is 2.83 mm off, 3 (no truth, still compared) 3 mm
+    assert value.item() == pytest.approx((0.0 + 8 ** 0.5 + 3.0) / 3, abs=1e-3)
+    value.backward()
+    assert torch.isfinite(read.grad).all()  # the missing truth poisons nothing
+    read, batch = batch_reading(errors_mm[[0, 0]])
+    assert consistency_loss(read, batch).item() == pytest.approx(0.0, abs=1e-3)

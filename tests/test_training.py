@@ -457,3 +457,35 @@ def test_fine_tuning_starts_from_the_given_weights_and_refuses_another_model(tin
     other.model["heads"], other.run.init = 2, str(tmp_path / "missing.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt is not a checkpoint file"):
         train(other, progress=False)
+
+
+@pytest.fixture(scope="module")
+def twin_caches(sfm_dir, tmp_path_factory):
+    config = PrepareConfig(source="sfm", path=str(sfm_dir), subjects=6, samples=512, points=64, val=1, test=1,
+                           surround=1.0, face_crop=120.0)
+    root = tmp_path_factory.mktemp("twins")
+    twin = PrepareConfig(**{**config.__dict__, "surround_twin": True})
+    return prepare(config, root, progress=False).path, prepare(twin, root, progress=False).path
+
+
+def test_training_with_a_twin_cache_reads_each_scan_beside_its_twin(twin_caches, tiny_cache, tmp_path, monkeypatch):
+    import se3unet.train.trainer as trainer
+
+    cache, twin = twin_caches
+    batches = []
+    real_collate = trainer.collate
+
+    def recording_collate(items):
+        batches.append([int(item["index"]) for item in items])
+        return real_collate(items)
+
+    monkeypatch.setattr(trainer, "collate", recording_collate)
+    config = tiny_config(cache, tmp_path / "run", epochs=1)
+    config.data.twin_cache, config.loss.consistency = str(twin), 1.0
+    summary = train(config, progress=False)
+    trained = batches[:summary["steps"]]  # then validation's batches, without twins
+    assert summary["steps"] == 2 and all(len(b) == 4 and b[:2] == b[2:] for b in trained)
+    assert np.isfinite(summary["best_val_error_mm"])
+    config.data.twin_cache, config.run.output = str(tiny_cache), str(tmp_path / "other")
+    with pytest.raises(ValueError, match="not data.cache's faces"):
+        train(config, progress=False)

@@ -67,7 +67,7 @@ def _prepare(args: argparse.Namespace) -> int:
         expressions=args.expressions, facescape_expressions=tuple(args.facescape_expressions),
         crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
         val=args.val, test=args.test, seed=args.seed, surround=args.surround, face_crop=args.face_crop,
-        face_crop_share=args.face_crop_share,
+        face_crop_share=args.face_crop_share, surround_twin=args.surround_twin,
         scanner=ScannerEffects(noise=args.noise, holes=args.holes, hole_radius=args.hole_radius, crop=args.crop,
                                outliers=args.outliers, fov=args.fov, fov_min=args.fov_min, fov_max=args.fov_max,
                                view=args.view, view_cone=args.view_cone, density=args.density,
@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "face it found (0: the whole scan; predict's --crop-radius is 120)")
     prep.add_argument("--face-crop-share", type=float, default=default.face_crop_share,
                       help="share of the scans --face-crop crops (the rest whole, as a model reads a scan in one pass)")
+    prep.add_argument("--surround-twin", action="store_true",
+                      help="the same scans as with --surround (every draw the same), each face kept alone: the twin "
+                           "cache that train's data.twin_cache pairs with it for loss.consistency")
     prep.add_argument("--cache-dir", default="cache", help="where caches live (one folder per configuration)")
     prep.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -35,7 +35,7 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 # Settings added after version 2, with their defaults: they enter a cache's name only when set,
 # so the caches made before them keep their names.
-ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0, "face_crop_share": 1.0}
+ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0, "face_crop_share": 1.0, "surround_twin": False}
 CROP_JITTER_MM = 2.0  # per axis: the face crop's centre is off the nose tip as predict's first pass is
 
 
@@ -61,9 +61,14 @@ class PrepareConfig:
     surround: float = 0.0  # share of face meshes given a synthetic skull cap and neck (data/synthetic_head.py)
     face_crop: float = 0.0  # mm: sample only a sphere this large around the nose tip (0: the whole scan)
     face_crop_share: float = 1.0  # ... in this share of the scans, the rest whole (for one pass and --whole-scan)
+    # The twin of a --surround cache: every draw the same (the head too), the face kept alone. Its
+    # scans pair index by index with that cache's, for training with loss.consistency.
+    surround_twin: bool = False
 
     def __post_init__(self):
         check_choices(self, "prepare")
+        if self.surround_twin and not self.surround:
+            raise ValueError("--surround-twin is the twin of a --surround cache: give --surround too")
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -147,7 +152,8 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
         with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
             face_centre = np.nanmean(landmarks, axis=0)
         if config.surround and surface.is_mesh and not raw.whole_head and rng.random() < config.surround:
-            surface = embed_in_head(surface, rng)[0]
+            head = embed_in_head(surface, rng)[0]  # drawn in the twin too: its later draws stay the same
+            surface = surface if config.surround_twin else head
         # A share of 1 draws nothing, so caches cropped before the share existed stay the same.
         cropped = config.face_crop > 0 and (config.face_crop_share >= 1 or rng.random() < config.face_crop_share)
         if cropped:

@@ -44,6 +44,9 @@ class DataSettings:
     translation: float = 0.2  # random translation in +-this many units
     realign: bool = False  # ICP to the reference face after the motion
     points: Optional[int] = None  # train on the first n (FPS-ordered) points of each cached scan (None: all)
+    # A cache prepared as ``cache`` plus --surround-twin: each training scan's face without the
+    # skull and neck around it, trained beside it (batches of twins) under loss.consistency.
+    twin_cache: Optional[str] = None
 
 
 @dataclass
@@ -54,6 +57,9 @@ class LossSettings:
     focal_gamma: float = 3.0
     offset_weight: float = 10.0  # offset head: weight of the offset loss beside the heatmap loss
     offset_radius: float = 0.2  # offset head: points within this distance of a landmark (units) learn its offset
+    # With data.twin_cache: weight of the distance (mm) between the landmarks read on a scan and on
+    # its twin, so that a face is read alike whatever surrounds it (predict's crops of whole heads).
+    consistency: float = 0.0
 
 
 @dataclass

@@ -92,6 +92,23 @@ def offset_loss(points: torch.Tensor, offsets: torch.Tensor, landmarks: torch.Te
     return _reduce(error, reduction) if error.numel() else offsets.sum() * 0
 
 
+def consistency_loss(landmarks: torch.Tensor, batch: dict) -> torch.Tensor:
+    """The mean distance in mm between the landmarks read on the first half of a batch and on the
+    second (the twins: the same faces, posed and surrounded otherwise), over every landmark, those
+    the data leaves without a truth too (a Surrey face's jawline). Each side is read from the mean
+    of the true landmarks both twins define (the same point of the face in both), turned back
+    into its scan's own frame and scaled to mm."""
+    truth = batch["landmarks"]
+    present = torch.isfinite(truth).all(dim=-1)  # [B, K]
+    shared = present.chunk(2)[0] & present.chunk(2)[1]
+    shared = torch.cat([shared, shared]).to(landmarks)
+    anchor = torch.einsum("bk,bkc->bc", shared / shared.sum(1, keepdim=True).clamp_min(1), torch.nan_to_num(truth))
+    relative = torch.einsum("bkc,bcd->bkd", landmarks - anchor.unsqueeze(1), batch["rotation"].to(landmarks))
+    relative = relative * batch["scale"].to(landmarks).view(-1, 1, 1)
+    first, second = relative.chunk(2)
+    return ((first - second).square().sum(-1) + 1e-12).sqrt().mean()  # the epsilon keeps the gradient finite at 0
+
+
 def compute_loss(name: str, logits: torch.Tensor, batch: dict, pos_weight: Optional[torch.Tensor] = None,
                  reduction: str = "mean", focal_alpha: float = 0.98, focal_gamma: float = 3.0) -> torch.Tensor:
     if name == "bce":

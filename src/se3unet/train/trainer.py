@@ -31,7 +31,7 @@ from ..inference import (Checkpoint, Decoding, InferenceState, Provenance, Resum
 from ..model import UNetConfig, build_network
 from .config import ExperimentConfig, LossSettings, flat_settings
 from .distributed import Distributed, setup, teardown
-from .losses import compute_loss, offset_loss, positive_weights
+from .losses import compute_loss, consistency_loss, offset_loss, positive_weights
 from .memory import release_freed_memory
 
 LAST, BEST = "last.pt", "best.pt"
@@ -110,6 +110,43 @@ def split_dataset(config: ExperimentConfig, split: str, model: torch.nn.Module, 
                            hierarchy=model.hierarchy, seed=seed, fixed_pose=fixed_pose, num_points=d.points)
 
 
+def twin_dataset(config: ExperimentConfig, train_set: LandmarkDataset, model: torch.nn.Module) -> LandmarkDataset:
+    """data.twin_cache's training split, refused unless its scans are the same faces in the same
+    order as data.cache's (prepared with the same settings plus --surround-twin)."""
+    d = config.data
+    if not (Path(d.twin_cache) / MANIFEST).is_file():
+        raise FileNotFoundError(f"data.twin_cache {d.twin_cache!r} is not a prepared cache (run `se3unet prepare`)")
+    twin = LandmarkDataset(d.twin_cache, "train", d.sigma, d.threshold, d.rotate, d.translation, d.realign,
+                           hierarchy=model.hierarchy, seed=config.run.seed + 2, num_points=d.points)
+    same = len(twin) == len(train_set) and all(
+        np.array_equal(twin.data[key], train_set.data[key]) for key in ("subject", "expression"))
+    if not same:
+        raise ValueError(f"data.twin_cache {d.twin_cache}: its training scans are not data.cache's faces in "
+                         f"the same order; prepare it with data.cache's settings plus --surround-twin")
+    return twin
+
+
+def twin_batch(run: Run, group: List[int]) -> Dict[str, object]:
+    """The scans of ``group``, followed by their twins when the run trains with a twin cache."""
+    items = [run.train_set[j] for j in group]
+    if run.twin_set is not None:
+        items += [run.twin_set[j] for j in group]
+    return to_device(collate(items), run.state.device)
+
+
+def training_loss(run: Run, batch: Dict[str, object]) -> torch.Tensor:
+    """total_loss over the batch, plus loss.consistency x the distance between the landmarks read
+    on its scans and on their twins."""
+    loss_settings = run.config.loss
+    logits, offsets = forward(run.network, batch, run.model_config.normals)
+    loss = total_loss(loss_settings, logits, offsets, batch, run.pos_weight)
+    if run.twin_set is not None and loss_settings.consistency:
+        decoding = Decoding.for_training(loss_settings.name, run.model_config.head)
+        landmarks = decode(logits, batch["points"], decoding, offsets)[1]
+        loss = loss + loss_settings.consistency * consistency_loss(landmarks, batch)
+    return loss
+
+
 def training_pos_weight(dataset: LandmarkDataset, sigma: float, threshold: float) -> torch.Tensor:
     """The report's pos_weight from the training labels (heatmaps do not depend on the pose)."""
     from ..data.preprocess import gaussian_heatmaps
@@ -179,6 +216,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     manifest: Dict[str, Any]
+    twin_set: Optional[LandmarkDataset] = None  # data.twin_cache's training scans, index by index
     start_epoch: int = 0
     start_batch: int = 0  # resumed inside start_epoch: its batches already trained
     epoch_losses: List[float] = field(default_factory=list)  # ... and their losses
@@ -204,6 +242,7 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     model = build_network(model_config).to(state.device)
     train_set = split_dataset(config, "train", model, config.run.seed)
     val_set = split_dataset(config, "val", model, config.run.seed + 1, fixed_pose=True)
+    twin_set = twin_dataset(config, train_set, model) if d.twin_cache else None
     if train_set.num_landmarks != model_config.num_outputs:
         raise ValueError(f"the cache has {train_set.num_landmarks} landmarks but the model {model_config.num_outputs} "
                          f"outputs: set model.num_outputs={train_set.num_landmarks}")
@@ -212,7 +251,7 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     optimizer = optimizer_class(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=o.t0 or o.epochs, eta_min=o.eta_min)
     run = Run(config, state, output, model_config, model, model, train_set, val_set, pos_weight, optimizer, scheduler,
-              manifest)
+              manifest, twin_set)
     if config.run.init and not (resume and (output / LAST).is_file()):
         load_initial_weights(model, config.run.init, model_config, names)
     if resume and (output / LAST).is_file():
@@ -292,8 +331,7 @@ def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog
     saved_at = time.perf_counter()
     run.optimizer.zero_grad(set_to_none=True)
     for i, group in enumerate(bar, start=first):
-        batch = to_device(collate([run.train_set[j] for j in group]), state.device)
-        loss = total_loss(config.loss, *forward(run.network, batch, run.model_config.normals), batch, run.pos_weight)
+        loss = training_loss(run, twin_batch(run, group))
         (loss / o.accumulate).backward()
         losses.append(float(loss.detach()))
         done = i + 1
