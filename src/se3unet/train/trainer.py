@@ -104,9 +104,9 @@ def validate(model: torch.nn.Module, dataset: LandmarkDataset, loss: LossSetting
 
 
 def split_dataset(config: ExperimentConfig, split: str, model: torch.nn.Module, seed: int,
-                  fixed_pose: bool = False) -> LandmarkDataset:
+                  fixed_pose: bool = False, cache: Optional[str] = None) -> LandmarkDataset:
     d = config.data
-    return LandmarkDataset(d.cache, split, d.sigma, d.threshold, d.rotate, d.translation, d.realign,
+    return LandmarkDataset(cache or d.cache, split, d.sigma, d.threshold, d.rotate, d.translation, d.realign,
                            hierarchy=model.hierarchy, seed=seed, fixed_pose=fixed_pose, num_points=d.points)
 
 
@@ -116,8 +116,7 @@ def twin_dataset(config: ExperimentConfig, train_set: LandmarkDataset, model: to
     d = config.data
     if not (Path(d.twin_cache) / MANIFEST).is_file():
         raise FileNotFoundError(f"data.twin_cache {d.twin_cache!r} is not a prepared cache (run `se3unet prepare`)")
-    twin = LandmarkDataset(d.twin_cache, "train", d.sigma, d.threshold, d.rotate, d.translation, d.realign,
-                           hierarchy=model.hierarchy, seed=config.run.seed + 2, num_points=d.points)
+    twin = split_dataset(config, "train", model, config.run.seed + 2, cache=d.twin_cache)  # poses of its own
     same = len(twin) == len(train_set) and all(
         np.array_equal(twin.data[key], train_set.data[key]) for key in ("subject", "expression"))
     if not same:
