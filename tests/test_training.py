@@ -486,6 +486,10 @@ def test_training_with_a_twin_cache_reads_each_scan_beside_its_twin(twin_caches,
     trained = batches[:summary["steps"]]  # then validation's batches, without twins
     assert summary["steps"] == 2 and all(len(b) == 4 and b[:2] == b[2:] for b in trained)
     assert np.isfinite(summary["best_val_error_mm"])
+    config.loss.consistency = 0.0
+    with pytest.raises(ValueError, match="go together"):
+        train(config, progress=False)
+    config.loss.consistency = 1.0
     config.data.twin_cache, config.run.output = str(tiny_cache), str(tmp_path / "other")
     with pytest.raises(ValueError, match="not data.cache's faces"):
         train(config, progress=False)

@@ -100,8 +100,8 @@ def consistency_loss(landmarks: torch.Tensor, batch: dict) -> torch.Tensor:
     into its scan's own frame and scaled to mm."""
     truth = batch["landmarks"]
     present = torch.isfinite(truth).all(dim=-1)  # [B, K]
-    shared = present.chunk(2)[0] & present.chunk(2)[1]
-    shared = torch.cat([shared, shared]).to(landmarks)
+    first_present, second_present = present.chunk(2)
+    shared = (first_present & second_present).repeat(2, 1).to(landmarks)
     anchor = torch.einsum("bk,bkc->bc", shared / shared.sum(1, keepdim=True).clamp_min(1), torch.nan_to_num(truth))
     relative = torch.einsum("bkc,bcd->bkd", landmarks - anchor.unsqueeze(1), batch["rotation"].to(landmarks))
     relative = relative * batch["scale"].to(landmarks).view(-1, 1, 1)

@@ -139,7 +139,7 @@ def training_loss(run: Run, batch: Dict[str, object]) -> torch.Tensor:
     loss_settings = run.config.loss
     logits, offsets = forward(run.network, batch, run.model_config.normals)
     loss = total_loss(loss_settings, logits, offsets, batch, run.pos_weight)
-    if run.twin_set is not None and loss_settings.consistency:
+    if run.twin_set is not None:
         decoding = Decoding.for_training(loss_settings.name, run.model_config.head)
         landmarks = decode(logits, batch["points"], decoding, offsets)[1]
         loss = loss + loss_settings.consistency * consistency_loss(landmarks, batch)
@@ -241,6 +241,9 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     model = build_network(model_config).to(state.device)
     train_set = split_dataset(config, "train", model, config.run.seed)
     val_set = split_dataset(config, "val", model, config.run.seed + 1, fixed_pose=True)
+    if bool(d.twin_cache) != bool(config.loss.consistency):  # either alone trains nothing it promises
+        raise ValueError("data.twin_cache and loss.consistency go together: set both (a twin cache and a weight "
+                         "above 0) or neither")
     twin_set = twin_dataset(config, train_set, model) if d.twin_cache else None
     if train_set.num_landmarks != model_config.num_outputs:
         raise ValueError(f"the cache has {train_set.num_landmarks} landmarks but the model {model_config.num_outputs} "
