@@ -6,11 +6,12 @@
 # whole_head.py (--checkpoint runs/shipped-twins/best.pt). Run in the project's .venv.
 # REGION=face: ICT faces (their face region) in a synthetic skull and neck too, so that ICT twins
 # differ as well (head: ICT whole heads, which get no synthetic head: identical twins).
+# KIND=ict: the surround is a random ICT head's own skull, ears and neck (prepare --surround-kind ict).
 # SETTINGS: more train settings (e.g. "optim.lr=0.0003").
 set -euo pipefail
 RUN=${RUN:-runs/shipped-twins}
 SCANS="--source mixed --region ${REGION:-head} --subjects 400 --expressions 2 --samples 16000 --points 1024 --val 0.05
-    --test 0 --seed 2025 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --surround 1 --face-crop 120
+    --test 0 --seed 2025 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --surround 1 --surround-kind ${KIND:-synthetic} --face-crop 120
     --face-crop-share 0.5 --cache-dir cache/shipped"
 prepared() {  # the cache folder of SCANS plus the arguments
     # shellcheck disable=SC2086

@@ -2,7 +2,8 @@
 shipped weights on unseen identities (seed 777) in random poses:
 
 - Surrey faces alone and embedded in a synthetic skull cap and neck (data/synthetic_head.py):
-  how far apart the two predictions are, and each one's error;
+  how far apart the two predictions are, and each one's error; with --ict-surround also in an
+  ICT head's own skull, ears and neck (embed_in_ict_head: the surround of a real head);
 - ICT faces and ICT whole heads: the error in one pass over the whole scan and after locating.
 
 Needs SE3UNET_SFM_DIR and SE3UNET_ICT_DIR. Prints one line per setting (docs/inference.md).
@@ -22,7 +23,7 @@ from se3unet.data.ict import IctFaceModel
 from se3unet.data.io import Surface
 from se3unet.data.sfm import SurreyFaceModel
 from se3unet.data.sources import IctFaceSource, SurreyFaceSource
-from se3unet.data.synthetic_head import embed_in_head
+from se3unet.data.synthetic_head import embed_in_head, embed_in_ict_head
 from se3unet.inference import load_model
 from se3unet.locate import LandmarkReader, LocateSettings, locate
 from se3unet.predict import surface_input
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--samplings", type=int, default=LocateSettings.samplings)
     parser.add_argument("--identities", type=int, default=4)
     parser.add_argument("--checkpoint", help="the model to measure (default: the shipped one)")
+    parser.add_argument("--ict-surround", action="store_true",
+                        help="also each Surrey face in an ICT head's skull, ears and neck (another identity's)")
     args = parser.parse_args()
     model, checkpoint = load_model(args.checkpoint or pretrained_path())
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
@@ -62,10 +65,12 @@ def main() -> None:
     sfm = SurreyFaceSource(SurreyFaceModel(), args.identities, seed=777)
     shared = [names.index(n) for n in sfm.landmark_names]
     ict = IctFaceModel()
+    ict_heads = IctFaceSource(ict, args.identities, seed=778, region="head")  # not the identities measured below
     whole_scan = LocateSettings(crop=False)
     for radius in args.radius:
         settings, rng, start = LocateSettings(radius_mm=radius, samplings=args.samplings), np.random.default_rng(0), time.time()
         apart, face_errors, head_errors, shares, one_pass = [], [], [], [], []
+        real = {"apart": [], "defined": [], "error": [], "share": []}
         for subject in range(args.identities):
             raw = sfm.load((subject, 0))
             head, share = embed_in_head(raw.surface)
@@ -75,6 +80,16 @@ def main() -> None:
             head_errors.append(error(head_found[shared], raw.landmarks))
             shares.append(share)
             one_pass.append([error(landmarks(read, s, whole_scan, rng)[shared], raw.landmarks) for s in (raw.surface, head)])
+            if args.ict_surround:
+                truth = np.full((len(names), 3), np.nan)
+                truth[shared] = raw.landmarks
+                other = ict_heads.load((subject, 0))
+                in_ict, share = embed_in_ict_head(raw.surface, truth, names, other.surface, other.landmarks, ict.face_vertices)
+                found = landmarks(read, in_ict, settings, rng)
+                real["apart"].append(error(face_found, found))
+                real["defined"].append(error(face_found[shared], found[shared]))
+                real["error"].append(error(found[shared], raw.landmarks))
+                real["share"].append(share)
         ict_errors = {}
         for region in ("face", "head"):
             source = IctFaceSource(ict, args.identities, seed=777, region=region)
@@ -88,6 +103,10 @@ def main() -> None:
               f"ICT faces {ict_errors['face'][0]:.2f} -> {ict_errors['face'][1]:.2f} mm, ICT heads "
               f"{ict_errors['head'][0]:.2f} -> {ict_errors['head'][1]:.2f} mm (one pass -> located); "
               f"{time.time() - start:.0f} s", flush=True)
+        if args.ict_surround:
+            print(f"radius {radius:.0f} mm: the same Surrey faces in an ICT head's skull, ears and neck (face "
+                  f"{np.mean(real['share']):.0%} of its surface) {np.mean(real['apart']):.2f} mm from the face alone "
+                  f"(at most {np.max(real['apart']):.2f}; over the {len(shared)} it defines {np.mean(real['defined']):.2f}), error {np.mean(real['error']):.2f} mm", flush=True)
 
 
 if __name__ == "__main__":

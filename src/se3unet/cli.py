@@ -59,7 +59,7 @@ def _prepare(args: argparse.Namespace) -> int:
         path = str(resolve_sfm_dir(args.path).resolve())
     if args.source == "ict":
         path = str(resolve_ict_dir(args.path).resolve())
-    if args.source == "mixed":
+    if args.source == "mixed" or (args.surround_kind == "ict" and args.source != "ict"):
         ict_path = str(resolve_ict_dir(args.ict_dir).resolve())
     config = PrepareConfig(
         source=args.source, path=path, ict_path=ict_path, region=args.region,
@@ -67,7 +67,7 @@ def _prepare(args: argparse.Namespace) -> int:
         expressions=args.expressions, facescape_expressions=tuple(args.facescape_expressions),
         crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
         val=args.val, test=args.test, seed=args.seed, surround=args.surround, face_crop=args.face_crop,
-        face_crop_share=args.face_crop_share, surround_twin=args.surround_twin,
+        face_crop_share=args.face_crop_share, surround_twin=args.surround_twin, surround_kind=args.surround_kind,
         scanner=ScannerEffects(noise=args.noise, holes=args.holes, hole_radius=args.hole_radius, crop=args.crop,
                                outliers=args.outliers, fov=args.fov, fov_min=args.fov_min, fov_max=args.fov_max,
                                view=args.view, view_cone=args.view_cone, density=args.density,
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--path", "--sfm-dir", dest="path",
                       help="SFM folder (sfm, mixed; default $SE3UNET_SFM_DIR), ICT folder (ict; default "
                            "$SE3UNET_ICT_DIR), FaceScape root, archive file or scan folder")
-    prep.add_argument("--ict-dir", help="mixed: the ICT Face Model folder (default $SE3UNET_ICT_DIR)")
+    prep.add_argument("--ict-dir", help="mixed, --surround-kind ict: the ICT Face Model folder (default $SE3UNET_ICT_DIR)")
     prep.add_argument("--region", choices=literal_values(typing.get_type_hints(PrepareConfig)["region"]),
                       default=default.region,
                       help="ICT: the face's triangles (as FaceScape's face crops) or the whole head with ears and neck")
@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--surround", type=float, default=default.surround,
                       help="share of face meshes given a synthetic skull cap and neck (never ICT whole heads): "
                            "teaches a model what predict's face crop holds in a whole-head scan")
+    prep.add_argument("--surround-kind", choices=literal_values(typing.get_type_hints(PrepareConfig)["surround_kind"]),
+                      default=default.surround_kind,
+                      help="what --surround adds: a synthetic cap and neck, or a random ICT head's own skull, ears "
+                           "and neck fitted to the face by its landmarks (needs the ICT Face Model)")
     prep.add_argument("--face-crop", type=float, default=default.face_crop,
                       help="mm: sample only a sphere this large around the nose tip (jittered), as predict crops a "
                            "face it found (0: the whole scan; predict's --crop-radius is 120)")

@@ -27,7 +27,7 @@ from .preprocess import PreparedScan, ScannerEffects, crop_centre, prepare_point
 from .reference import mean_face_reference, medoid_reference
 from .sources import (ArchiveSource, Entry, FaceScapeSource, FolderSource, IctFaceSource, MixedSource,
                       SurreyFaceSource)
-from .synthetic_head import embed_in_head
+from .synthetic_head import embed_in_head, embed_in_ict_head
 
 CACHE_VERSION = 2  # bump when preprocessing changes what a cache holds (2: normals estimated and oriented)
 SHARD_SIZE = 64
@@ -35,7 +35,8 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 # Settings added after version 2, with their defaults: they enter a cache's name only when set,
 # so the caches made before them keep their names.
-ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0, "face_crop_share": 1.0, "surround_twin": False}
+ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0, "face_crop_share": 1.0, "surround_twin": False,
+                  "surround_kind": "synthetic"}
 CROP_JITTER_MM = 2.0  # per axis: the face crop's centre is off the nose tip as predict's first pass is
 
 
@@ -64,11 +65,16 @@ class PrepareConfig:
     # The twin of a --surround cache: every draw the same (the head too), the face kept alone. Its
     # scans pair index by index with that cache's, for training with loss.consistency.
     surround_twin: bool = False
+    # What surrounds the face: a synthetic cap and neck, or a random ICT head's own skull, ears and
+    # neck fitted by the landmarks (needs the ICT Face Model: mixed's, else ict_path or $SE3UNET_ICT_DIR).
+    surround_kind: Literal["synthetic", "ict"] = "synthetic"
 
     def __post_init__(self):
         check_choices(self, "prepare")
         if self.surround_twin and not self.surround:
             raise ValueError("--surround-twin is the twin of a --surround cache: give --surround too")
+        if self.surround_kind != "synthetic" and not self.surround:
+            raise ValueError("--surround-kind says what --surround adds: give --surround too")
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -137,6 +143,30 @@ def _init_worker(source, config: PrepareConfig) -> None:
     _WORKER["source"], _WORKER["config"] = source, config
 
 
+def surrounded(face: Surface, landmarks: np.ndarray, source, config: PrepareConfig, rng: np.random.Generator) -> Surface:
+    """The face (mm) inside a head, the kind config.surround_kind names, drawn from ``rng``."""
+    if config.surround_kind == "synthetic":
+        return embed_in_head(face, rng)[0]
+    ict = _ict_model(source, config.ict_path)
+    names = getattr(source, "landmark_names", None)
+    if not names or not all(n.startswith("ibug") for n in names):
+        raise ValueError("--surround-kind ict fits the ICT head by iBUG landmarks: the source must name them ibugN")
+    vertices = ict.vertices(rng.standard_normal(ict.num_identities))
+    return embed_in_ict_head(face, landmarks, names, Surface(vertices, ict.triangles), ict.landmarks(vertices),
+                             ict.face_vertices)[0]
+
+
+def _ict_model(source, folder: Optional[str]):
+    """The ICT Face Model a source holds (mixed, ict), else the one read from ``folder`` once per process."""
+    for inner in [source, *getattr(source, "sources", [])]:
+        if getattr(inner, "name", None) == "ict":
+            return inner.model
+    if "ict" not in _WORKER:
+        from .ict import IctFaceModel
+        _WORKER["ict"] = IctFaceModel(folder)
+    return _WORKER["ict"]
+
+
 def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -> PreparedScan:
     """Read one scan, sample its surface, apply scanner effects, FPS and normalise.
 
@@ -152,7 +182,7 @@ def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -
         with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
             face_centre = np.nanmean(landmarks, axis=0)
         if config.surround and surface.is_mesh and not raw.whole_head and rng.random() < config.surround:
-            head = embed_in_head(surface, rng)[0]  # drawn in the twin too: its later draws stay the same
+            head = surrounded(surface, landmarks, source, config, rng)  # drawn in the twin too: its later draws stay the same
             surface = surface if config.surround_twin else head
         # A share of 1 draws nothing, so caches cropped before the share existed stay the same.
         cropped = config.face_crop > 0 and (config.face_crop_share >= 1 or rng.random() < config.face_crop_share)

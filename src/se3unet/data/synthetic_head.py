@@ -40,3 +40,42 @@ def embed_in_head(face: Surface, rng: Optional[np.random.Generator] = None) -> T
     face_mesh = trimesh.Trimesh(face.vertices, face.triangles, process=False)
     whole = trimesh.util.concatenate([face_mesh, cap, neck])
     return Surface(np.asarray(whole.vertices, dtype=np.float64), np.asarray(whole.faces)), face_mesh.area / whole.area
+
+
+def embed_in_ict_head(face: Surface, face_landmarks: np.ndarray, landmark_names, ict_head: Surface,
+                      ict_landmarks: np.ndarray, ict_face_vertices: int, gap: float = 6.0) -> Tuple[Surface, float]:
+    """The face in a real head's skull, ears and neck: an ICT Face Model head, scaled, turned and
+    moved onto the face by their shared landmarks (``landmark_names`` as "ibugN", NaN where the
+    face has none), without the head's own face where the face covers it: every triangle within
+    ``gap`` mm of the face, and the head's face-region triangles (vertices below
+    ``ict_face_vertices``) inside the face's outline seen from the front.
+    Returns the surface and the face's share of its area, as `embed_in_head` does."""
+    import trimesh
+    from scipy.spatial import Delaunay, cKDTree
+
+    ibug = [int(n.removeprefix("ibug")) - 1 for n in landmark_names]
+    defined = ~np.isnan(face_landmarks).any(axis=1)
+    source, target = ict_landmarks[np.array(ibug)[defined]], face_landmarks[defined]
+    scale, rotation, shift = similarity(source, target)
+    vertices = scale * ict_head.vertices @ rotation.T + shift
+    centres = vertices[ict_head.triangles].mean(axis=1)
+    face_mesh = trimesh.Trimesh(face.vertices, face.triangles, process=False)
+    near = cKDTree(face_mesh.sample(20000, seed=0)).query(centres)[0] < gap
+    outline = Delaunay(face.vertices[np.unique(face.triangles)][:, :2])  # seen along z, the way the face looks
+    own_face = (ict_head.triangles < ict_face_vertices).all(axis=1)
+    covered = own_face & (outline.find_simplex(centres[:, :2]) >= 0)
+    head = trimesh.Trimesh(vertices, ict_head.triangles[~(near | covered)])
+    head.remove_unreferenced_vertices()
+    whole = trimesh.util.concatenate([face_mesh, head])
+    return Surface(np.asarray(whole.vertices, dtype=np.float64), np.asarray(whole.faces)), face_mesh.area / whole.area
+
+
+def similarity(source: np.ndarray, target: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
+    """Scale s, rotation R and shift t minimising |s R source + t - target|^2 (Umeyama)."""
+    cs, ct = source.mean(0), target.mean(0)
+    a, b = source - cs, target - ct
+    u, singular, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    scale = float((singular * [1.0, 1.0, d]).sum() / (a ** 2).sum())
+    return scale, rotation, ct - scale * rotation @ cs
