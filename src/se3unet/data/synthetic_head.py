@@ -60,7 +60,7 @@ def embed_in_ict_head(face: Surface, face_landmarks: np.ndarray, landmark_names,
     vertices = scale * ict_head.vertices @ rotation.T + shift
     centres = vertices[ict_head.triangles].mean(axis=1)
     face_mesh = trimesh.Trimesh(face.vertices, face.triangles, process=False)
-    near = cKDTree(face_mesh.sample(20000, seed=0)).query(centres)[0] < gap
+    near = cKDTree(face_mesh.sample(20000, seed=0)).query(centres, distance_upper_bound=gap)[0] < gap  # the bound: fast
     outline = Delaunay(face.vertices[np.unique(face.triangles)][:, :2])  # seen along z, the way the face looks
     own_face = (ict_head.triangles < ict_face_vertices).all(axis=1)
     covered = own_face & (outline.find_simplex(centres[:, :2]) >= 0)
