@@ -51,7 +51,7 @@ def embed_in_ict_head(face: Surface, face_landmarks: np.ndarray, landmark_names,
     ``ict_face_vertices``) inside the face's outline seen from the front.
     Returns the surface and the face's share of its area, as `embed_in_head` does."""
     import trimesh
-    from scipy.spatial import Delaunay, cKDTree
+    from scipy.spatial import ConvexHull, cKDTree
 
     ibug = [int(n.removeprefix("ibug")) - 1 for n in landmark_names]
     defined = ~np.isnan(face_landmarks).any(axis=1)
@@ -61,9 +61,11 @@ def embed_in_ict_head(face: Surface, face_landmarks: np.ndarray, landmark_names,
     centres = vertices[ict_head.triangles].mean(axis=1)
     face_mesh = trimesh.Trimesh(face.vertices, face.triangles, process=False)
     near = cKDTree(face_mesh.sample(20000, seed=0)).query(centres, distance_upper_bound=gap)[0] < gap  # the bound: fast
-    outline = Delaunay(face.vertices[np.unique(face.triangles)][:, :2])  # seen along z, the way the face looks
-    own_face = (ict_head.triangles < ict_face_vertices).all(axis=1)
-    covered = own_face & (outline.find_simplex(centres[:, :2]) >= 0)
+    # The face's outline seen along z, the way it looks; half-planes, as Delaunay.find_simplex
+    # searches by brute force for every point outside (tens of seconds a head).
+    outline = ConvexHull(face.vertices[np.unique(face.triangles)][:, :2]).equations
+    inside = (centres[:, :2] @ outline[:, :2].T + outline[:, 2] <= 0).all(axis=1)
+    covered = (ict_head.triangles < ict_face_vertices).all(axis=1) & inside
     head = trimesh.Trimesh(vertices, ict_head.triangles[~(near | covered)])
     head.remove_unreferenced_vertices()
     whole = trimesh.util.concatenate([face_mesh, head])
