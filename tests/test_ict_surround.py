@@ -10,7 +10,8 @@ from scipy.spatial.transform import Rotation
 from se3unet.data.io import Surface
 from se3unet.data.prepare import PrepareConfig, make_source, preprocess_entry
 from se3unet.data.sources import IctFaceSource, SurreyFaceSource
-from se3unet.data.synthetic_head import embed_in_ict_head, similarity
+from se3unet.data.synthetic_head import embed_in_ict_head
+from se3unet.geometry.icp import similarity
 
 
 def test_similarity_recovers_scale_rotation_and_shift():

@@ -1,6 +1,7 @@
 """A face scan embedded in more surface: a skull-like cap behind it and a neck below, the way a
 whole-head scan surrounds the face. Tests and experiments use it to check that predict finds
-the face in a larger scan (se3unet.locate) without needing a head model's licence.
+the face in a larger scan (se3unet.locate) without needing a head model's licence;
+`embed_in_ict_head` puts the face in a real head's skull, ears and neck instead (ICT, MIT licence).
 
 The face is taken as a Surrey Face Model face is posed: looking along +z, y up, in mm.
 """
@@ -53,6 +54,8 @@ def embed_in_ict_head(face: Surface, face_landmarks: np.ndarray, landmark_names,
     import trimesh
     from scipy.spatial import ConvexHull, cKDTree
 
+    from ..geometry.icp import similarity
+
     ibug = [int(n.removeprefix("ibug")) - 1 for n in landmark_names]
     defined = ~np.isnan(face_landmarks).any(axis=1)
     source, target = ict_landmarks[np.array(ibug)[defined]], face_landmarks[defined]
@@ -71,13 +74,3 @@ def embed_in_ict_head(face: Surface, face_landmarks: np.ndarray, landmark_names,
     whole = trimesh.util.concatenate([face_mesh, head])
     return Surface(np.asarray(whole.vertices, dtype=np.float64), np.asarray(whole.faces)), face_mesh.area / whole.area
 
-
-def similarity(source: np.ndarray, target: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
-    """Scale s, rotation R and shift t minimising |s R source + t - target|^2 (Umeyama)."""
-    cs, ct = source.mean(0), target.mean(0)
-    a, b = source - cs, target - ct
-    u, singular, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    scale = float((singular * [1.0, 1.0, d]).sum() / (a ** 2).sum())
-    return scale, rotation, ct - scale * rotation @ cs

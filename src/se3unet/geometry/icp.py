@@ -30,11 +30,19 @@ class RigidAlignment:
 
 def kabsch(source: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """The rotation and translation minimising |R source + t - target|^2 over pairs."""
+    rotation = similarity(source, target)[1]  # the best rotation does not depend on the scale
+    return rotation, target.mean(0) - rotation @ source.mean(0)
+
+
+def similarity(source: np.ndarray, target: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
+    """Scale s, rotation R and shift t minimising |s R source + t - target|^2 (Umeyama)."""
     cs, ct = source.mean(0), target.mean(0)
-    u, _, vt = np.linalg.svd((source - cs).T @ (target - ct))
+    a, b = source - cs, target - ct
+    u, singular, vt = np.linalg.svd(a.T @ b)
     d = np.sign(np.linalg.det(vt.T @ u.T))
     rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return rotation, ct - rotation @ cs
+    scale = float((singular * [1.0, 1.0, d]).sum() / (a ** 2).sum())
+    return scale, rotation, ct - scale * rotation @ cs
 
 
 def _rodrigues(omega: np.ndarray) -> np.ndarray:
