@@ -146,8 +146,10 @@ def examples_figure(folder: Path, names: list, out: Path) -> None:
         ax.imshow(image[:, : image.shape[1] // 2])  # the front view
         ax.set_title(name)
         ax.axis("off")
-    fig.suptitle("one test scan, rotated and moved (raw / both): predicted x, true o")
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    # On two lines when the panels are too few to hold it on one.
+    fig.suptitle("one test scan, rotated and moved (raw / both)" + (": " if len(shown) > 2 else "\n")
+                 + "predicted x, true o")
+    fig.tight_layout(rect=(0, 0, 1, 0.92 if len(shown) > 2 else 0.88))
     fig.savefig(out, dpi=110)
 
 
