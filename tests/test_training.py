@@ -248,6 +248,23 @@ def test_evaluate_command_writes_the_test_matrix_report(checkpoint, tiny_cache, 
     assert "| raw / both |" in (report / "summary.md").read_text()
     # an invariant model scores the same in every pose: raw rotation equals no perturbation
     assert cond["error"]["mean_mm"] == pytest.approx(metrics["conditions"]["none"]["error"]["mean_mm"], rel=1e-3)
+    # predictions.npz: the landmarks behind every number, in mm, per condition
+    with np.load(report / "predictions.npz") as saved:
+        assert list(saved["conditions"]) == list(summary["conditions"])
+        assert list(saved["landmark_names"]) == metrics["landmark_names"]
+        scans = metrics["conditions"]["raw / rotation"]["scans"]
+        predicted, truth = saved["raw_rotation.predicted_mm"], saved["raw_rotation.true_mm"]
+        assert predicted.shape == truth.shape == (scans, 50, 3)
+        assert list(saved["raw_rotation.scan"]) == list(range(scans))
+        per_landmark = np.nanmean(np.linalg.norm(predicted - truth, axis=-1), axis=0)
+        assert per_landmark == pytest.approx(cond["error"]["per_landmark_mm"], rel=1e-4, abs=1e-4)
+        # the same scans rotated: the truth moved, its shape (distances between landmarks) did not
+        rotated, aligned = saved["raw_rotation.true_mm"], saved["none.true_mm"]
+        assert not np.allclose(rotated, aligned, atol=1e-2)
+        # ... and the stored motion takes it back
+        rotation, translation = saved["raw_rotation.rotation"], saved["raw_rotation.translation_mm"]
+        back = np.einsum("skj,sji->ski", rotated - translation[:, None], rotation)
+        assert np.nanmax(np.abs(back - aligned)) < 1e-2
 
 
 def test_evaluate_scores_against_the_labels_asked_for_not_only_the_trained_ones(checkpoint, tiny_cache, tmp_path, capsys):

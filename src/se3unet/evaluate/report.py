@@ -4,8 +4,8 @@ Conditions: the scans as prepared ("none": canonical pose, no perturbation), and
 perturbation (rotation over SO(3), translation, both) the perturbed scans either realigned by
 ICP to the reference face ("icp") or fed as they are ("raw"). Per condition: precision,
 recall and F1 over thresholds (micro per scan, macro over scans), IoU per landmark over
-thresholds, landmark errors in mm. Writes metrics.json (every number), summary.md (a table)
-and PNG plots into the report folder.
+thresholds, landmark errors in mm. Writes metrics.json (every number), summary.md (a table),
+predictions.npz (every predicted and true landmark) and PNG plots into the report folder.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from .. import plots
 from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
+from ..atomic import write_atomically
 from ..data.reference import ReferenceFace
 from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, load_model
 from ..model import SE3Unet
@@ -105,6 +106,7 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
     reference = ReferenceFace.load(cache / "reference.npz") if baseline else None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
+    predicted_mm, true_mm, indices, rotations, translations_mm = [], [], [], [], []
     for start in progress(range(0, count, batch_size), desc=condition.name):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
         # the landmarks scored, in the model's order: [B, K, 3] landmarks, [B, N, K] heatmaps and labels
@@ -118,6 +120,12 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
                                  None if offsets is None else offsets.cpu())
         heat, predicted = heat[..., match.model_columns], predicted[:, match.model_columns]
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
+        mm = batch["scale"].view(-1, 1, 1)
+        predicted_mm.append(predicted * mm)
+        true_mm.append(batch["landmarks"] * mm)
+        indices.append(batch["index"])
+        rotations.append(batch["rotation"])
+        translations_mm.append(batch["translation"] * mm[:, 0])
         heat_all.append(heat)
         labels_all.append(batch["labels"])
         target_all.append(batch["heatmaps"])
@@ -141,7 +149,28 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
     if base_errors:
         result["baseline_error"] = error_statistics(torch.cat(base_errors).numpy())
     result["_examples"] = examples
+    result["_predictions"] = {"predicted_mm": torch.cat(predicted_mm).numpy().astype(np.float32),
+                              "true_mm": torch.cat(true_mm).numpy().astype(np.float32),
+                              "scan": torch.cat(indices).numpy(), "rotation": torch.cat(rotations).numpy(),
+                              "translation_mm": torch.cat(translations_mm).numpy()}
     return result
+
+
+def prediction_key(condition: str) -> str:
+    """predictions.npz's key prefix for a condition: "raw / both" -> "raw_both"."""
+    return condition.replace(" / ", "_")
+
+
+def write_predictions(path: Path, predictions: Dict[str, Dict[str, np.ndarray]], names: Sequence[str]) -> None:
+    """predictions.npz: per condition, ``KEY.predicted_mm`` and ``KEY.true_mm`` [scans, landmarks, 3]
+    in mm, in the frame of the scan as the model read it, ``KEY.rotation`` [scans, 3, 3] and
+    ``KEY.translation_mm`` [scans, 3], the rigid motion from the prepared scan to that frame
+    (x -> R x + t; ICP's realignment included), and ``KEY.scan`` the scans' indices in the split;
+    ``landmark_names`` and ``conditions`` beside them."""
+    arrays = {"landmark_names": np.array(names), "conditions": np.array(list(predictions))}
+    for condition, values in predictions.items():
+        arrays.update({f"{prediction_key(condition)}.{k}": v for k, v in values.items()})
+    write_atomically(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def summary_table(results: Dict[str, Dict]) -> str:
@@ -210,6 +239,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
                                                      condition.name in baseline or "all" in baseline, seed, limit, bar,
                                                      match, num_points, device, labels)
     examples = {name: r.pop("_examples") for name, r in results.items()}
+    write_predictions(output / "predictions.npz", {name: r.pop("_predictions") for name, r in results.items()}, names)
 
     plots.pr_curves(results, output / "precision_recall.png")
     plots.iou_curves(results, output / "iou.png")
@@ -242,6 +272,6 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
         f"landmark = {rule} >= {decoding.fraction} x peak; baseline = reference face aligned by ICP.\n\n"
         f"{scored}\n\n{table}\n\n"
         f"Plots: precision_recall.png, iou.png, ced.png, per_landmark.png, example_*.png; report.html to turn the "
-        f"examples around\n")
+        f"examples around; predictions.npz: every predicted and true landmark in mm, per condition\n")
     write_report_page(output, checkpoint, cache, split, table, scored, main, examples[main], names)
     return {"report": str(output), "table": table, "scored": match.describe(), "conditions": results}
