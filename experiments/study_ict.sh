@@ -103,5 +103,6 @@ for name in "$@"; do
     se3unet evaluate --checkpoint "$checkpoint" --cache "$cache" --output "$OUT/$name" $baseline \
         --sigma 0.08 --threshold 0.5 $matrix --quiet > "$OUT/$name/evaluate.log"
     head -n -1 "$OUT/$name/evaluate.log" > "$OUT/$name/table.txt"
-    rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
+    # not committed (megabytes; the same command writes them again): the pages and the predictions
+    rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js "$OUT/$name"/predictions.npz
 done

@@ -258,10 +258,9 @@ def test_evaluate_command_writes_the_test_matrix_report(checkpoint, tiny_cache, 
         assert list(saved["raw_rotation.scan"]) == list(range(scans))
         per_landmark = np.nanmean(np.linalg.norm(predicted - truth, axis=-1), axis=0)
         assert per_landmark == pytest.approx(cond["error"]["per_landmark_mm"], rel=1e-4, abs=1e-4)
-        # the same scans rotated: the truth moved, its shape (distances between landmarks) did not
+        # the same scans rotated: the truth moved, and the stored motion takes it back
         rotated, aligned = saved["raw_rotation.true_mm"], saved["none.true_mm"]
         assert not np.allclose(rotated, aligned, atol=1e-2)
-        # ... and the stored motion takes it back
         rotation, translation = saved["raw_rotation.rotation"], saved["raw_rotation.translation_mm"]
         back = np.einsum("skj,sji->ski", rotated - translation[:, None], rotation)
         assert np.nanmax(np.abs(back - aligned)) < 1e-2

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from .. import plots
+from ..atomic import write_atomically
 from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
-from ..atomic import write_atomically
 from ..data.reference import ReferenceFace
 from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, load_model
 from ..model import SE3Unet
