@@ -124,3 +124,16 @@ def test_consistency_is_the_mm_distance_between_twins_read_in_their_own_frames()
     assert torch.isfinite(read.grad).all()  # the missing truth poisons nothing
     read, batch = batch_reading(errors_mm[[0, 0]])
     assert consistency_loss(read, batch).item() == pytest.approx(0.0, abs=1e-3)
+
+
+def test_consistency_toward_the_twin_moves_only_the_first_reading():
+    from se3unet.train.losses import consistency_loss
+
+    truth = torch.tensor([[[0.0, 0.0, 0.1], [0.2, 0.0, 0.0]]]).repeat(2, 1, 1)
+    batch = {"landmarks": truth, "rotation": torch.eye(3).repeat(2, 1, 1), "scale": torch.tensor([100.0, 100.0])}
+    read = (truth + torch.tensor([[[0.01, 0, 0], [0, 0, 0]], [[0, 0.02, 0], [0, 0, 0]]])).requires_grad_()
+    both = consistency_loss(read, batch)
+    toward = consistency_loss(read, batch, toward_twin=True)
+    assert toward.item() == pytest.approx(both.item())  # the same distance: 2.24 mm over one landmark of two
+    toward.backward()
+    assert read.grad[0].abs().sum() > 0 and read.grad[1].abs().sum() == 0

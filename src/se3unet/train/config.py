@@ -60,6 +60,9 @@ class LossSettings:
     # With data.twin_cache: weight of the distance (mm) between the landmarks read on a scan and on
     # its twin, so that a face is read alike whatever surrounds it (predict's crops of whole heads).
     consistency: float = 0.0
+    # "both": the term moves both readings toward each other; "twin": only the scan's toward its
+    # twin's (the face alone), which the term leaves where the other losses put it.
+    consistency_target: Literal["both", "twin"] = "both"
 
 
 @dataclass

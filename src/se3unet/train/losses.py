@@ -92,12 +92,13 @@ def offset_loss(points: torch.Tensor, offsets: torch.Tensor, landmarks: torch.Te
     return _reduce(error, reduction) if error.numel() else offsets.sum() * 0
 
 
-def consistency_loss(landmarks: torch.Tensor, batch: dict) -> torch.Tensor:
+def consistency_loss(landmarks: torch.Tensor, batch: dict, toward_twin: bool = False) -> torch.Tensor:
     """The mean distance in mm between the landmarks read on the first half of a batch and on the
     second (the twins: the same faces, posed and surrounded otherwise), over every landmark, those
     the data leaves without a truth too (a Surrey face's jawline). Each side is read from the mean
     of the true landmarks both twins define (the same point of the face in both), turned back
-    into its scan's own frame and scaled to mm."""
+    into its scan's own frame and scaled to mm. ``toward_twin``: the twins' readings are the
+    target, the term moves only the first half's (no gradient through the second)."""
     truth = batch["landmarks"]
     present = torch.isfinite(truth).all(dim=-1)  # [B, K]
     first_present, second_present = present.chunk(2)
@@ -106,6 +107,8 @@ def consistency_loss(landmarks: torch.Tensor, batch: dict) -> torch.Tensor:
     relative = torch.einsum("bkc,bcd->bkd", landmarks - anchor.unsqueeze(1), batch["rotation"].to(landmarks))
     relative = relative * batch["scale"].to(landmarks).view(-1, 1, 1)
     first, second = relative.chunk(2)
+    if toward_twin:
+        second = second.detach()
     return ((first - second).square().sum(-1) + 1e-12).sqrt().mean()  # the epsilon keeps the gradient finite at 0
 
 

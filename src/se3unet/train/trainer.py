@@ -142,7 +142,8 @@ def training_loss(run: Run, batch: Dict[str, object]) -> torch.Tensor:
     if run.twin_set is not None:
         decoding = Decoding.for_training(loss_settings.name, run.model_config.head)
         landmarks = decode(logits, batch["points"], decoding, offsets)[1]
-        loss = loss + loss_settings.consistency * consistency_loss(landmarks, batch)
+        loss = loss + loss_settings.consistency * consistency_loss(
+            landmarks, batch, toward_twin=loss_settings.consistency_target == "twin")
     return loss
 
 
