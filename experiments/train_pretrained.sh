@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The model that ships (docs/model-card.md), in two stages on the CPU, each resumed after an
+# The model that ships (docs/model-card.md), in three stages on the CPU, each resumed after an
 # interruption (run it again): (1) configs/shipped.yaml from scratch on Surrey faces and ICT whole
 # heads (about 90 minutes on 2 cores); (2) configs/shipped-crops.yaml: stage 1 fine-tuned for one
 # epoch on the same identities, half of the scans cropped as predict's second pass crops a face
-# it found in a larger scan (about 20 minutes). Then the inference part of stage 2's best
-# checkpoint goes into the package. `make pretrained` runs this in the project's .venv.
+# it found in a larger scan (about 20 minutes); (3) stage 2 fine-tuned for one more epoch on the
+# same scans with every Surrey face in a synthetic skull and neck, beside its twin alone
+# (experiments/train_twins.sh with its consistency term all but off: it cost accuracy, the twins
+# as data did not; about 45 minutes). Then the inference part of stage 3's best checkpoint goes
+# into the package. `make pretrained` runs this in the project's .venv.
 set -euo pipefail
 RUN=${RUN:-runs/shipped}
 SCANS="--source mixed --region head --subjects 400 --expressions 2 --samples 16000 --points 1024 --val 0.05
@@ -18,4 +21,6 @@ se3unet train --config configs/shipped.yaml --resume --set data.cache="$cache" r
 crops=$(prepared --surround 0.5 --face-crop 120 --face-crop-share 0.5)
 se3unet train --config configs/shipped-crops.yaml --resume --set data.cache="$crops" run.output="$RUN-crops" \
     run.init="$RUN/best.pt" "$@"
-se3unet export "$RUN-crops/best.pt" src/se3unet/pretrained/face68.pt
+stage2="$RUN-crops/best.pt"  # the weights stage 3 starts from (train_twins.sh's default: the package's)
+RUN="$RUN-stage3" SETTINGS="loss.consistency=0.000001 run.init=$stage2" bash experiments/train_twins.sh "$@"
+se3unet export "$RUN-stage3/best.pt" src/se3unet/pretrained/face68.pt

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A third training stage tried on the shipped model (configs/shipped-twins.yaml): its weights
-# fine-tuned on stage 2's scans with every Surrey face in a synthetic skull and neck, each read
-# beside its twin (the same face, crop and scanner effects, alone) under a consistency term.
-# Resumes after an interruption (run it again). Measure it with experiments/sampling_floor.py and
-# whole_head.py (--checkpoint runs/shipped-twins/best.pt). Run in the project's .venv.
+# Fine-tunes the shipped model (configs/shipped-twins.yaml; run.init=... for other weights) on
+# stage 2's scans with every Surrey face in a synthetic skull and neck, each read beside its twin
+# (the same face, crop and scanner effects, alone) under a consistency term. The shipped stage 3
+# is this from stage 2 with the term all but off (train_pretrained.sh); the tries with it on are
+# in docs/inference.md. Resumes after an interruption (run it again). Measure it with
+# experiments/sampling_floor.py and whole_head.py (--checkpoint runs/shipped-twins/best.pt).
+# Run in the project's .venv.
 # REGION=face: ICT faces (their face region) in a synthetic skull and neck too, so that ICT twins
 # differ as well (head: ICT whole heads, which get no synthetic head: identical twins).
 # KIND=ict: the surround is a random ICT head's own skull, ears and neck (prepare --surround-kind ict).
