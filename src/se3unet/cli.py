@@ -36,14 +36,29 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"relative error of f(Rx + t, D(R)h) vs D(R)f(x, h); pass marks {TOLERANCE}; "
           f"seconds: float32 forward + backward (model: forward only)")
     if model_config is not None:
-        spread = rows[f"model ({args.preset})"]["spread"]
-        print(f"model logits' change relative to their spread across points: float32 {spread['float32']:.2e}, "
-              f"float64 {spread['float64']:.2e} (docs/engine.md says why float32 is larger there)")
+        model_row = rows[f"model ({args.preset})"]
+        spread = model_row["spread"]
+        if model_row["collapsed"]:
+            print(f"the {args.preset} model's logits are the same at every point (its features die in its norms "
+                  f"for every bias range tried): its invariance was NOT checked")
+        else:
+            low, high = model_row["bias_range"]
+            print(f"model logits' change relative to their spread across points: float32 {spread['float32']:.2e}, "
+                  f"float64 {spread['float64']:.2e} (docs/engine.md says why float32 is larger there); "
+                  f"GNormBias biases drawn in [{low:g}, {high:g}]")
+        if model_config.architecture == "edgeconv":
+            print(f"the {args.preset} preset is the EdgeConv baseline: not rotation invariant by design "
+                  f"(rotations only as trained)")
     if args.json:
+        def number(value: float):  # NaN (nothing checked) is null in JSON
+            return None if value != value else value
+
         report = {"layers": layers, "device": device}
         if model_config is not None:
-            model_row = rows[f"model ({args.preset})"]
-            report["model"] = {**{d: model_row[d] for d in TOLERANCE}, "spread": model_row["spread"]}
+            report["model"] = {**{d: number(model_row[d]) for d in TOLERANCE},
+                               "spread": {d: number(v) for d, v in spread.items()},
+                               "collapsed": model_row["collapsed"], "bias_range": model_row["bias_range"],
+                               "architecture": model_config.architecture, "passes": ok}
         print(json.dumps(report))
     return 0 if ok else 1
 
@@ -328,13 +343,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings to a user read as the tool's own messages, not as source locations."""
+    print(f"se3unet: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    import warnings
+
+    from .data.errors import DataWarning
+
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("always", DataWarning)  # one per file, not one per run
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError) as error:  # DataError is a ValueError
         print(f"se3unet {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # what was written stays whole (files are renamed into place); runs resume
+        print(f"se3unet {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +91,26 @@ def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt
             writer.writerows([n, *(f"{v:.7g}" for v in p)] for n, p in zip(names, landmarks))  # any unit
 
 
+def output_names(paths: Sequence[Path]) -> List[str]:
+    """The name each scan's outputs take (``NAME.landmarks.csv``, ``NAME.png``, ...): its file
+    stem, unless another scan has the same stem; those are named by their path below the folder
+    they share (``a/face.obj`` and ``b/face.npy``: ``a__face``, ``b__face``) and, in one folder,
+    by their whole file name (``face.obj``, ``face.npy``), so no scan's outputs overwrite another's."""
+    def repeated(names: List[str]) -> set:
+        return {n for n in names if names.count(n) > 1}
+
+    names = [p.stem for p in paths]
+    clash = repeated(names)
+    if not clash:
+        return names
+    resolved = [p.resolve() for p in paths]
+    common = Path(os.path.commonpath([str(r.parent) for r, n in zip(resolved, names) if n in clash]))
+    names = ["__".join(r.relative_to(common).with_suffix("").parts) if n in clash else n
+             for r, n in zip(resolved, names)]
+    clash = repeated(names)
+    return ["__".join(r.relative_to(common).parts) if n in clash else n for r, n in zip(resolved, names)]
+
+
 def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: str = "csv", picture: bool = True,
             device: str = "auto", timings: Optional[Timings] = None, html: bool = False,
             unit: str = "mm", locating: LocateSettings = LocateSettings()) -> List[Dict[str, object]]:
@@ -110,7 +131,8 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for scan in scans:
+    names = output_names([Path(scan) for scan in scans])
+    for scan, name in zip(scans, names):
         path = Path(scan)
         try:
             with timed(timings, "read"):
@@ -126,14 +148,14 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
             except DataError as error:
                 results.append({"scan": str(path), "error": str(error)})
                 continue
-        target = out / f"{path.stem}.landmarks.{fmt}"
+        target = out / f"{name}.landmarks.{fmt}"
         with timed(timings, "write"):
             write_landmarks(target, landmarks, inference.landmark_names, fmt, path)
         result = {"scan": str(path), "landmarks": str(target)}
         if picture:
             from .plots import scan_picture  # matplotlib only when a picture is wanted
 
-            image = out / f"{path.stem}.png"
+            image = out / f"{name}.png"
             with timed(timings, "picture"):
                 scan_picture(prepared.points * prepared.scale + prepared.centre, landmarks, image, title=path.name,
                              names=inference.landmark_names)
@@ -142,7 +164,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
             from .pages import write_scan_page  # plotly only when a page is wanted
 
             with timed(timings, "page"):
-                result["page"] = str(write_scan_page(out / f"{path.stem}.html", path.name, surface.vertices,
+                result["page"] = str(write_scan_page(out / f"{name}.html", path.name, surface.vertices,
                                                      surface.triangles, landmarks, inference.landmark_names, unit))
         results.append(result)
     if html and len(scans) > 1:

@@ -138,22 +138,55 @@ def verify_layers(config: VerifyConfig, progress: Optional[Callable[[str], None]
     return results
 
 
+# Bias ranges tried in turn for a model's GNormBias: [-1, 1] switches channels on and off; where
+# that zeroes every feature (the original preset: one degree-1 channel between blocks) the
+# output no longer depends on the input and a check of it says nothing, so [0, 1] (norms
+# shifted, never cut) is tried next.
+BIAS_RANGES = ((-1.0, 1.0), (0.0, 1.0))
+
+
+def randomise_model_biases(module: nn.Module, generator: torch.Generator, low: float, high: float) -> nn.Module:
+    for norm in (m for m in module.modules() if isinstance(m, GNormBias)):
+        for bias in norm.bias.values():
+            with torch.no_grad():
+                bias.copy_(torch.rand(bias.shape, dtype=torch.float64, generator=generator).to(bias) * (high - low) + low)
+    return module
+
+
+def collapsed(logits: torch.Tensor) -> bool:
+    """True when the logits are the same at every point: nothing of the input reaches them."""
+    return not float(logits.std(dim=1).mean()) > 1e-9 * max(float(logits.abs().max()), 1e-300)
+
+
 def verify_model(model_config, points: int = 1024, batch: int = 1, seed: int = 0,
                  device: str = "cpu") -> Dict[str, object]:
-    """Change of a whole SE3Unet's per-point logits when its input cloud (and its normals, if
-    the model reads them) is rotated and moved; the hierarchy (FPS, kNN) is rebuilt from each
-    pose, as in real use. The model's GNormBias biases are random, so its nonlinearities act.
+    """Change of a whole network's per-point logits (the one the config names: SE3Unet or the
+    EdgeConv baseline) when its input cloud (and its normals, if the model reads them) is
+    rotated and moved; the hierarchy (FPS, kNN) is rebuilt from each pose, as in real use. The
+    model's GNormBias biases are random (``BIAS_RANGES``), so its nonlinearities act.
 
     Returned per dtype: the largest change relative to the largest logit (what pass or fail is
     judged on), and under ``spread`` relative to the logits' spread across points (their
     standard deviation over the points, averaged over landmarks): how large the change is
-    against the differences between points that decide where a landmark is.
+    against the differences between points that decide where a landmark is. ``collapsed``: the
+    logits were constant over the points for every bias range, so nothing was checked (errors
+    are then NaN and the check fails); ``bias_range``: the range the figures are for.
     """
-    from .model import SE3Unet
+    from .model import build_network
 
-    torch.manual_seed(seed)
-    model = randomise_biases(SE3Unet(model_config), torch.Generator().manual_seed(seed))
-    result: Dict[str, object] = {"spread": {}}
+    for low, high in BIAS_RANGES:
+        torch.manual_seed(seed)
+        model = randomise_model_biases(build_network(model_config), torch.Generator().manual_seed(seed), low, high)
+        result = _model_change(model, model_config, points, batch, seed, device)
+        if not result["collapsed"]:
+            break
+    result["bias_range"] = [low, high]
+    return result
+
+
+def _model_change(model: nn.Module, model_config, points: int, batch: int, seed: int,
+                  device: str) -> Dict[str, object]:
+    result: Dict[str, object] = {"spread": {}, "collapsed": False}
     for dtype in (torch.float32, torch.float64):
         generator = torch.Generator().manual_seed(seed)
         positions = torch.randn(batch, points, 3, dtype=torch.float64, generator=generator).to(device, dtype)
@@ -169,8 +202,12 @@ def verify_model(model_config, points: int = 1024, batch: int = 1, seed: int = 0
             moved = typed(positions @ rotation.T + translation, normals=normals @ rotation.T if uses_normals else None)
         if dtype == torch.float32:
             result["seconds"] = (time.perf_counter() - start) / 2
-        change = float((moved - logits).abs().max())
         name = str(dtype).replace("torch.", "")
+        if collapsed(logits):
+            result["collapsed"] = True
+            result[name] = result["spread"][name] = float("nan")
+            continue
+        change = float((moved - logits).abs().max())
         result[name] = change / float(logits.abs().max())
         result["spread"][name] = change / float(logits.std(dim=1).mean())
     return result

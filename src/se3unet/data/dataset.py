@@ -12,7 +12,7 @@ from ..geometry.hierarchy import Level, repose, stack_levels
 from ..geometry.icp import align
 from .preprocess import binary_labels, fewer_points, gaussian_heatmaps, random_rigid_motion
 from .prepare import load_split
-from .reference import ReferenceFace
+from .reference import REFERENCE, ReferenceFace
 
 HierarchyBuilder = Callable[[torch.Tensor], List[Level]]
 
@@ -41,7 +41,7 @@ class LandmarkDataset(torch.utils.data.Dataset):
         self.data = load_split(self.cache, split)
         if num_points is not None and num_points != self.data["points"].shape[1]:
             self.data = fewer_points(self.data, num_points)
-        self.reference = ReferenceFace.load(self.cache / "reference.npz") if realign else None
+        self.reference = ReferenceFace.load(self.cache / REFERENCE) if realign else None
         self.sigma, self.threshold = sigma, threshold
         self.rotate, self.translation, self.realign = rotate, translation, realign
         self.hierarchy_builder, self.seed, self.fixed_pose = hierarchy, seed, fixed_pose

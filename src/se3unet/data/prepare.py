@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -24,7 +26,7 @@ from ..choices import check_choices
 from .errors import DataError
 from .io import Surface
 from .preprocess import PreparedScan, ScannerEffects, crop_centre, prepare_points, sample_sphere, surface_points
-from .reference import mean_face_reference, medoid_reference
+from .reference import REFERENCE, ReferenceFace, mean_face_reference, medoid_reference
 from .sources import (ArchiveSource, Entry, FaceScapeSource, FolderSource, IctFaceSource, MixedSource,
                       SurreyFaceSource)
 from .synthetic_head import embed_in_head, embed_in_ict_head
@@ -139,8 +141,17 @@ def split_subjects(subjects: Sequence[str], val: float, test: float, seed: int) 
 _WORKER: Dict[str, object] = {}
 
 
-def _init_worker(source, config: PrepareConfig) -> None:
+def _init_worker(source, config: PrepareConfig, parent: int) -> None:
     _WORKER["source"], _WORKER["config"] = source, config
+    threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
+
+
+def _exit_without(parent: int) -> None:
+    """Ends this worker once its parent is gone: a `prepare` killed with kill -9 cannot shut its
+    pool down, and its workers would wait on their queue for ever (about 400 MB each)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def surrounded(face: Surface, landmarks: np.ndarray, source, config: PrepareConfig, rng: np.random.Generator) -> Surface:
@@ -258,7 +269,9 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     manifest = folder / MANIFEST
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
-        if PrepareConfig.from_dict(saved.get("config", {})) == config:  # settings added since: their defaults
+        # Settings added since the cache was made take their defaults. A shard or reference that
+        # went missing (or a damaged reference) is rebuilt below, the rest kept.
+        if PrepareConfig.from_dict(saved.get("config", {})) == config and not missing_files(folder, saved["sizes"]):
             return PrepareResult(folder, saved["sizes"], 0.0, True)
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -279,7 +292,7 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     total = sum(len(j) for _, j in todo)
     bar = tqdm(total=total, desc=f"prepare {config.source}", unit="scan", disable=not progress or total == 0)
     pool = (ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                initargs=(source, config)) if workers > 1 else None)
+                                initargs=(source, config, os.getpid())) if workers > 1 else None)
     try:
         for shard, shard_jobs in todo:
             if pool is None:
@@ -300,7 +313,9 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
             pool.shutdown(cancel_futures=True)
     seconds = time.perf_counter() - start
 
-    reference = folder / "reference.npz"
+    reference = folder / REFERENCE
+    if reference.is_file() and not _readable_reference(reference):
+        reference.unlink()
     if not reference.is_file():
         atomic_save_npz(reference, **build_reference(config, folder))
     sizes = {name: len(jobs[name]) for name in SPLITS}
@@ -326,14 +341,48 @@ def build_reference(config: PrepareConfig, folder: Path) -> Dict[str, np.ndarray
     return medoid_reference(load_split_shards(folder, "train")).arrays()
 
 
+def shard_names(split: str, size: int) -> List[str]:
+    """The shard files a split of ``size`` scans is written to."""
+    return [f"{split}-{i:04d}.npz" for i in range((size + SHARD_SIZE - 1) // SHARD_SIZE)]
+
+
+def missing_files(folder: Path, sizes: Dict[str, int]) -> List[str]:
+    """The files a complete cache of these split sizes has and this folder lacks (or whose
+    reference face cannot be read)."""
+    missing = [name for split in SPLITS for name in shard_names(split, sizes.get(split, 0))
+               if not (folder / name).is_file()]
+    if not _readable_reference(folder / REFERENCE):
+        missing.append(REFERENCE)
+    return missing
+
+
+def _readable_reference(path: Path) -> bool:
+    try:
+        ReferenceFace.load(path)
+        return True
+    except DataError:
+        return False
+
+
 def load_split(folder: Union[str, Path], split: str) -> Dict[str, np.ndarray]:
-    """All shards of one split of a complete cache, concatenated."""
+    """All shards of one split of a complete cache, concatenated; refuses a cache whose files
+    do not add up to the scans its manifest counts."""
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
         raise DataError(folder, f"not a complete se3unet cache (no {MANIFEST}); run `se3unet prepare`")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return load_split_shards(folder, split)
+    expected = json.loads((folder / MANIFEST).read_text())["sizes"][split]
+    absent = [name for name in shard_names(split, expected) if not (folder / name).is_file()]
+    if absent:
+        raise DataError(folder, f"cache is incomplete: {', '.join(absent)} missing ({split} should hold {expected} "
+                                f"scans); run the same `se3unet prepare` again to rebuild what is missing")
+    data = load_split_shards(folder, split)
+    found = len(next(iter(data.values())))
+    if found != expected:
+        raise DataError(folder, f"cache's {split} split holds {found} scans, its manifest says {expected}; "
+                                f"delete the folder and run `se3unet prepare` again")
+    return data
 
 
 def load_split_shards(folder: Path, split: str) -> Dict[str, np.ndarray]:

@@ -11,7 +11,11 @@ from typing import Dict, Union
 
 import numpy as np
 
+from .errors import DataError
 from .preprocess import prepare_points, sample_surface
+
+# Its file in a prepared cache.
+REFERENCE = "reference.npz"
 
 
 @dataclass
@@ -23,8 +27,15 @@ class ReferenceFace:
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "ReferenceFace":
-        with np.load(path, allow_pickle=False) as d:
-            return cls(d["points"], d["normals"], d["landmarks"], float(d["scale"]))
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "no reference face here; run `se3unet prepare` again to rebuild it")
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                return cls(d["points"], d["normals"], d["landmarks"], float(d["scale"]))
+        except Exception as error:  # a truncated file: BadZipFile, EOFError, KeyError, ...
+            raise DataError(path, f"damaged reference face ({type(error).__name__}: {error}); delete it and run "
+                                  f"the same `se3unet prepare` again to rebuild it") from None
 
     def arrays(self) -> Dict[str, np.ndarray]:
         return {"points": self.points, "normals": self.normals, "landmarks": self.landmarks,

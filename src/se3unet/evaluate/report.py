@@ -22,7 +22,7 @@ from .. import plots
 from ..atomic import write_atomically
 from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
-from ..data.reference import ReferenceFace
+from ..data.reference import REFERENCE, ReferenceFace
 from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, load_model
 from ..model import SE3Unet
 from ..pretrained import pretrained_path
@@ -103,7 +103,7 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
                               translation=translation if condition.translate else 0.0, realign=condition.realign,
                               hierarchy=model.hierarchy, seed=seed, fixed_pose=True, rebuild_hierarchy=True,
                               num_points=num_points)
-    reference = ReferenceFace.load(cache / "reference.npz") if baseline else None
+    reference = ReferenceFace.load(cache / REFERENCE) if baseline else None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
     predicted_mm, true_mm, indices, rotations, translations_mm = [], [], [], [], []
@@ -223,6 +223,9 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
         return tqdm(iterable, desc=desc, disable=not progress, leave=False)
 
     cache, output = Path(cache), Path(output)
+    conditions = test_matrix(preprocessing, perturbations)
+    if baseline or any(c.realign for c in conditions):  # a damaged file fails now, not after hours of work
+        ReferenceFace.load(cache / REFERENCE)
     checkpoint = pretrained_path() if checkpoint is None else checkpoint
     output.mkdir(parents=True, exist_ok=True)
     device = choose_device(device)
@@ -234,7 +237,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     scan = saved.inference.scan
     labels = (scan.sigma if sigma is None else sigma, scan.threshold if threshold is None else threshold)
     results = {}
-    for condition in test_matrix(preprocessing, perturbations):
+    for condition in conditions:
         results[condition.name] = evaluate_condition(model, saved, cache, split, condition, translation, batch_size,
                                                      condition.name in baseline or "all" in baseline, seed, limit, bar,
                                                      match, num_points, device, labels)

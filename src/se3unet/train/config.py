@@ -15,7 +15,7 @@ from typing import Any, Dict, Literal, Optional, Sequence, Union
 
 import yaml
 
-from ..choices import check_choices
+from ..choices import check_choices, check_ranges
 from ..model import UNetConfig, preset
 
 
@@ -91,6 +91,17 @@ class RunSettings:
     init: Optional[str] = None  # fine-tune: start from this checkpoint's weights ("pretrained": the shipped model's)
 
 
+# What no annotation says: the values each setting may take (None passes for optional ones).
+RANGES = {
+    "data": dict(above={"sigma": 0}, least={"translation": 0, "points": 1}, most={"threshold": 1}),
+    "loss": dict(least={"focal_alpha": 0, "focal_gamma": 0, "offset_weight": 0, "consistency": 0},
+                 above={"offset_radius": 0}, most={"focal_alpha": 1}),
+    "optim": dict(above={"grad_clip": 0}, least={"lr": 0, "weight_decay": 0, "batch_size": 1, "accumulate": 1,
+                                                          "epochs": 1, "t0": 1, "eta_min": 0}),
+    "run": dict(above={"time_limit": 0, "checkpoint_minutes": 0}, least={"val_scans": 1}),
+}
+
+
 @dataclass
 class ExperimentConfig:
     model: Dict[str, Any] = field(default_factory=lambda: {"preset": "default"})
@@ -119,8 +130,12 @@ class ExperimentConfig:
             known = {f.name for f in fields(kind)}
             if set(given) - known:
                 raise ValueError(f"unknown {name} settings {sorted(set(given) - known)}; known: {sorted(known)}")
-            built[name] = kind(**given)
+            try:
+                built[name] = kind(**given)
+            except TypeError as error:
+                raise ValueError(f"{name} settings: {error}") from None
             check_choices(built[name], name)
+            check_ranges(built[name], name, **RANGES[name])
         config = cls(**built)
         config.model_config()  # refuse bad model settings now, not mid-run
         return config
