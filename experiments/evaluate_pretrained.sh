@@ -26,6 +26,9 @@ for name in sfm ict ict-head sfm-effects ict-effects ict-head-effects; do
     mkdir -p "$OUT/$name"
     se3unet evaluate --cache "$cache" --output "$OUT/$name" --preprocessing none raw --perturbations both --quiet \
         | tee "$OUT/$name/table.txt"
-    # one example picture per set is enough to commit; report.html needs plotly.min.js (4.6 MB) beside it; predictions.npz is megabytes
-    rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/iou.png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js "$OUT/$name"/predictions.npz
+    # one example picture per set is enough to commit; report.html needs plotly.min.js (4.6 MB) beside it;
+    # predictions.npz is megabytes: kept out of git, where experiments/confidence.sh reads it
+    mkdir -p cache/evaluation/predictions
+    mv "$OUT/$name/predictions.npz" "cache/evaluation/predictions/$name.npz"
+    rm -f "$OUT/$name"/example_[12].png "$OUT/$name"/iou.png "$OUT/$name"/report.html "$OUT/$name"/plotly.min.js
 done

@@ -330,13 +330,31 @@ def test_predict_names_the_likely_unit_of_a_scan_not_in_millimetres(checkpoint, 
     assert np.allclose(read("metres") * 1000.0, read("face"), atol=1e-3)  # the same landmarks, in the file's unit
 
 
+def _tiny_demo(sfm_dir, output, capsys):
+    overrides = [f"model.{k}={json.dumps(v)}" for k, v in TINY_MODEL.items() if k != "preset"]
+    code = main(["demo", "--sfm-dir", str(sfm_dir), "--output", str(output), "--subjects", "12", "--points", "64",
+                 "--epochs", "1", "--quiet", "--set", *overrides, "optim.batch_size=2"])
+    assert code == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_demo_gives_the_same_answer_on_a_busy_machine(sfm_dir, tmp_path, capsys, monkeypatch):
+    """A fixed number of steps, not minutes: a clock running 1000x fast (a machine that much
+    slower) trains the same steps and prints the same figures."""
+    import time as clock
+
+    idle = _tiny_demo(sfm_dir, tmp_path / "idle", capsys)
+    real = clock.perf_counter
+    monkeypatch.setattr("se3unet.train.trainer.time.perf_counter", lambda: real() * 1000.0)
+    busy = _tiny_demo(sfm_dir, tmp_path / "busy", capsys)
+    assert busy["steps"] == idle["steps"] == 3  # 12 subjects, 70% for training: 7 scans, batches of 2
+    assert busy["error_mm"] == idle["error_mm"] and busy["baseline_error_mm"] == idle["baseline_error_mm"]
+
+
 @pytest.mark.slow
 def test_demo_command_runs_end_to_end_on_tiny_settings(sfm_dir, tmp_path, capsys):
-    overrides = [f"model.{k}={json.dumps(v)}" for k, v in TINY_MODEL.items() if k != "preset"]
-    code = main(["demo", "--sfm-dir", str(sfm_dir), "--output", str(tmp_path), "--subjects", "12", "--points", "64",
-                 "--epochs", "1", "--minutes", "1", "--quiet", "--set", *overrides, "optim.batch_size=2"])
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = _tiny_demo(sfm_dir, tmp_path, capsys)
     # The figures it prints are the report's: the raw / both condition of its metrics, in mm.
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())["conditions"]["raw / both"]
     assert summary["error_mm"] == pytest.approx(metrics["error"]["mean_mm"], abs=1e-3)

@@ -132,10 +132,16 @@ def _predict(args: argparse.Namespace) -> int:
     locating = LocateSettings(crop=not args.whole_scan, radius_mm=args.crop_radius, samplings=args.samplings,
                               candidates=args.candidates)
     results = predict(args.scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
-                      device=args.device, html=args.html, unit=args.unit, locating=locating)
+                      device=args.device, html=args.html, unit=args.unit, locating=locating,
+                      keep_no_face=args.keep_no_face)
     failed = [r for r in results if "error" in r]
     for r in results:
-        print(f"{r['scan']}: error: {r['error']}" if "error" in r else f"{r['scan']}: {r['landmarks']}")
+        if "error" in r:
+            print(f"{r['scan']}: error: {r['error']}")
+            continue
+        trust = (f" (likely error {r['mean_confidence']:.1f} {args.unit} on average, face score {r['face_score']:.2f}"
+                 f"{': NO FACE, kept as asked' if r.get('no_face') else ''})" if "face_score" in r else "")
+        print(f"{r['scan']}: {r['landmarks']}{trust}")
     print(json.dumps({"predicted": len(results) - len(failed), "failed": len(failed), "results": results}))
     return 1 if failed else 0
 
@@ -163,7 +169,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     summary = run_demo(args.output, sfm_dir=args.sfm_dir, subjects=args.subjects, points=args.points,
-                       epochs=args.epochs, minutes=args.minutes, progress=not args.quiet, overrides=args.set)
+                       epochs=args.epochs, seed=args.seed, progress=not args.quiet, overrides=args.set)
     print(json.dumps(summary))
     return 0
 
@@ -312,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--whole-scan", action="store_true",
                     help="one pass over the whole scan, no crop (as the model was trained; loses a face that is a "
                          "small part of the scan)")
+    pr.add_argument("--keep-no-face", action="store_true",
+                    help="write landmarks for scans that do not look like a face too (they count as failed otherwise)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     pr.set_defaults(run=_predict)
 
@@ -334,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="runs/demo", help="folder for the cache, the run and the report")
     demo.add_argument("--subjects", type=int, default=300, help="random SFM identities")
     demo.add_argument("--points", type=int, default=512, help="points per scan after FPS")
-    demo.add_argument("--epochs", type=int, default=8, help="planned epochs (the time limit may cut them)")
-    demo.add_argument("--minutes", type=float, default=6.5, help="training time limit")
+    demo.add_argument("--epochs", type=int, default=8, help="training epochs: a fixed number of optimizer steps, "
+                                                            "whatever the machine's speed")
+    demo.add_argument("--seed", type=int, default=0, help="the training's seed (weights, poses, batch order)")
     demo.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
                       help="override experiment fields, as for train")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -36,7 +36,7 @@ import torch
 from .data.errors import DataError
 from .data.io import Surface
 from .data.preprocess import ModelInput, crop_centre, model_input, sample_sphere, surface_points
-from .inference import InferenceState, decode, vote_spread
+from .inference import InferenceState, decode, landmark_spreads
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,26 @@ class LocateSettings:
 
 @dataclass
 class Reading:
-    """What the model made of one input: landmarks and its vote spread, in the scan's units."""
+    """What the model made of one input: landmarks and their vote spreads, in the scan's units."""
 
     landmarks: np.ndarray  # [K, 3]
-    spread: float
+    spreads: np.ndarray  # [K]: each landmark's vote spread (inference.landmark_spreads)
+
+    @property
+    def spread(self) -> float:
+        """The mean over landmarks: how much this reading looks like a face."""
+        return float(np.nanmean(self.spreads))
+
+
+@dataclass
+class Located:
+    """What ``locate_readings`` found: the landmarks [K, 3] and, per landmark, the vote spread
+    averaged over the final samplings [K] (scan units); ``readings``: every reading that could
+    hold the face (the whole scan's, the search's best crop, the final samplings)."""
+
+    landmarks: np.ndarray
+    spreads: np.ndarray
+    readings: List[Reading]
 
 
 class LandmarkReader:
@@ -83,9 +99,9 @@ class LandmarkReader:
             decoding = self.inference.decoding
             heatmaps, landmarks = decode(logits, x, decoding, offsets)
             votes = offsets if decoding.landmarks == "offset_vote" else None
-            spread = vote_spread(x, heatmaps, landmarks, votes, decoding.fraction).cpu().numpy()
+            spreads = landmark_spreads(x, heatmaps, landmarks, votes, decoding.fraction).cpu().numpy().astype(np.float64)
             landmarks = landmarks.cpu().numpy().astype(np.float64)
-            readings += [Reading(lm * i.scale + i.centre, float(s * i.scale)) for lm, s, i in zip(landmarks, spread, chunk)]
+            readings += [Reading(lm * i.scale + i.centre, s * i.scale) for lm, s, i in zip(landmarks, spreads, chunk)]
         return readings
 
 
@@ -111,12 +127,20 @@ def crop_input(surface: Surface, path: Path, centre: np.ndarray, radius: float, 
 
 def locate(surface: Surface, path: Path, first: ModelInput, read: LandmarkReader, settings: LocateSettings,
            mm_per_unit: float = 1.0) -> np.ndarray:
-    """Landmarks [K, 3] of one scan in its own coordinates. ``first``: the whole scan as the
-    model reads it (``surface_input``); ``mm_per_unit``: the scan's unit."""
+    """Landmarks [K, 3] of one scan in its own coordinates (``locate_readings``'s)."""
+    return locate_readings(surface, path, first, read, settings, mm_per_unit).landmarks
+
+
+def locate_readings(surface: Surface, path: Path, first: ModelInput, read: LandmarkReader, settings: LocateSettings,
+                    mm_per_unit: float = 1.0) -> Located:
+    """The landmarks of one scan in its own coordinates, with the readings behind them.
+    ``first``: the whole scan as the model reads it (``surface_input``); ``mm_per_unit``: the
+    scan's unit."""
     scan, names = read.inference.scan, read.inference.landmark_names
     found = read([first])[0]
     if not settings.crop:
-        return found.landmarks
+        return Located(found.landmarks, found.spreads, [found])
+    first_reading = found
     radius = settings.radius_mm / mm_per_unit
     anchors = Anchors(surface, scan.samples)
     whole = first.points * first.scale + first.centre  # FPS-ordered: its first points spread over the scan
@@ -134,6 +158,7 @@ def locate(surface: Surface, path: Path, first: ModelInput, read: LandmarkReader
     centre = crop_centre(read([crop_input(surface, path, centre, radius, scan.points, scan.samples, 0)])[0].landmarks,
                          names)
     centre = anchors.snap(centre)
-    final = [crop_input(surface, path, centre, radius, scan.points, scan.samples, seed)
-             for seed in range(settings.samplings)]
-    return np.mean([r.landmarks for r in read(final)], axis=0)
+    final = read([crop_input(surface, path, centre, radius, scan.points, scan.samples, seed)
+                  for seed in range(settings.samplings)])
+    return Located(np.mean([r.landmarks for r in final], axis=0), np.mean([r.spreads for r in final], axis=0),
+                   [first_reading, found, *final])

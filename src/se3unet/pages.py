@@ -24,10 +24,12 @@ MAX_POINTS = 60_000
 
 
 def scan_figure(vertices: np.ndarray, triangles: Optional[np.ndarray], landmarks: np.ndarray, names: Sequence[str],
-                truth: Optional[np.ndarray] = None, unit: str = "mm", seed: int = 0):
+                truth: Optional[np.ndarray] = None, unit: str = "mm", seed: int = 0,
+                confidence: Optional[np.ndarray] = None):
     """A plotly figure: the surface (a mesh) or the points (a cloud) in grey, the landmarks as
     dots that show their name and coordinates on hover. With ``truth``, the true landmarks too,
-    each predicted dot coloured by its error and joined to its true position."""
+    each predicted dot coloured by its error and joined to its true position; without it, with
+    ``confidence`` (each landmark's likely error, in ``unit``), each dot coloured by that."""
     import plotly.graph_objects as go
 
     rng = np.random.default_rng(seed)
@@ -51,6 +53,11 @@ def scan_figure(vertices: np.ndarray, triangles: Optional[np.ndarray], landmarks
     label = [str(n) for n in names]
     hover = f"%{{text}}<br>x %{{x:.1f}} {unit}<br>y %{{y:.1f}} {unit}<br>z %{{z:.1f}} {unit}"
     marker = dict(size=5, color="#d62728", line=dict(width=1, color="white"))
+    if confidence is not None and truth is None:
+        label = [f"{n}: likely {c:.1f} {unit} off" for n, c in zip(names, confidence)]
+        marker = dict(size=5, color=confidence, colorscale="RdYlGn_r", cmin=0,
+                      cmax=max(5.0, float(np.nanmax(confidence))),
+                      colorbar=dict(title=f"likely error ({unit})", len=0.6), line=dict(width=1, color="white"))
     if truth is not None:
         errors = np.linalg.norm(landmarks - truth, axis=1)
         label = [f"{n}: {e:.1f} {unit} off" for n, e in zip(names, errors)]
@@ -119,19 +126,25 @@ STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-widt
          "p.note{color:#555}")
 
 
-def landmark_table(names: Sequence[str], landmarks: np.ndarray, unit: str = "mm") -> str:
+def landmark_table(names: Sequence[str], landmarks: np.ndarray, unit: str = "mm",
+                   confidence: Optional[np.ndarray] = None) -> str:
+    extra = [] if confidence is None else [f"likely error ({unit})"]
+    values = landmarks if confidence is None else np.column_stack([landmarks, confidence])
     rows = "".join(f"<tr><td>{html.escape(str(n))}</td>" + "".join(f"<td>{v:.2f}</td>" for v in p) + "</tr>"
-                   for n, p in zip(names, landmarks))
-    return f"<table><tr><th>landmark</th><th>x ({unit})</th><th>y ({unit})</th><th>z ({unit})</th></tr>{rows}</table>"
+                   for n, p in zip(names, values))
+    head = "".join(f"<th>{h}</th>" for h in ["landmark", f"x ({unit})", f"y ({unit})", f"z ({unit})", *extra])
+    return f"<table><tr>{head}</tr>{rows}</table>"
 
 
 def write_scan_page(path: Path, scan_name: str, vertices: np.ndarray, triangles: Optional[np.ndarray],
-                    landmarks: np.ndarray, names: Sequence[str], unit: str = "mm", note: str = "") -> Path:
-    """One scan's page: the 3D view, then the landmark coordinates as a table."""
-    figure = scan_figure(vertices, triangles, landmarks, names, unit=unit)
+                    landmarks: np.ndarray, names: Sequence[str], unit: str = "mm", note: str = "",
+                    confidence: Optional[np.ndarray] = None) -> Path:
+    """One scan's page: the 3D view, then the landmark coordinates (and, when given, each
+    landmark's likely error) as a table."""
+    figure = scan_figure(vertices, triangles, landmarks, names, unit=unit, confidence=confidence)
     kind = f"mesh of {len(triangles)} triangles" if triangles is not None else f"cloud of {len(vertices)} points"
     body = (f"<p class=\"note\">{html.escape(scan_name)}: {kind}; drag to turn, scroll to zoom, hover a landmark "
-            f"for its name. {html.escape(note)}</p>\n{figure_html(figure)}\n{landmark_table(names, landmarks, unit)}")
+            f"for its name. {html.escape(note)}</p>\n{figure_html(figure)}\n{landmark_table(names, landmarks, unit, confidence)}")
     return write_page(path, f"Landmarks of {scan_name}", body)
 
 

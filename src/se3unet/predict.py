@@ -8,10 +8,12 @@ the training data (data/preprocess.py), the model and the checkpoint's decoding 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -20,8 +22,10 @@ import numpy as np
 from .data.errors import DataError
 from .data.io import Surface, read_surface
 from .data.preprocess import ModelInput, model_input, surface_points
+from .atomic import write_text_atomically
 from .inference import ScanSettings, choose_device, load_model
-from .locate import LandmarkReader, LocateSettings, locate
+from .inference.confidence import ConfidenceModel, confidence_for
+from .locate import LandmarkReader, LocateSettings, Located, locate_readings
 from .pretrained import pretrained_path
 
 Timings = Dict[str, float]
@@ -80,15 +84,45 @@ def check_extent(surface: Surface, path: Path, unit: str) -> None:
                           f"({low:.0f}-{high:.0f} mm); {hint}")
 
 
-def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt: str, source: Path) -> None:
+def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt: str, source: Path,
+                    confidence: Optional[np.ndarray] = None, face_score: Optional[float] = None) -> None:
+    """A landmark file; with ``confidence``, each landmark's likely error (the scan's unit)
+    beside it, and the scan's face score (about 1 on a face)."""
     if fmt == "json":
-        path.write_text(json.dumps({"scan": str(source), "landmarks": {n: [float(v) for v in p] for n, p in zip(names, landmarks)}},
-                                   indent=1))
-    else:
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["landmark", "x", "y", "z"])
-            writer.writerows([n, *(f"{v:.7g}" for v in p)] for n, p in zip(names, landmarks))  # any unit
+        record = {"scan": str(source), "landmarks": {n: [float(v) for v in p] for n, p in zip(names, landmarks)}}
+        if confidence is not None:
+            record["confidence"] = {n: float(c) for n, c in zip(names, confidence)}
+            record["face_score"] = face_score
+        write_text_atomically(path, json.dumps(record, indent=1))
+        return
+    rows = [["landmark", "x", "y", "z"] + (["confidence"] if confidence is not None else [])]
+    for i, (n, p) in enumerate(zip(names, landmarks)):
+        rows.append([n, *(f"{v:.7g}" for v in p)] + ([f"{confidence[i]:.3g}"] if confidence is not None else []))
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)  # any unit
+    write_text_atomically(path, buffer.getvalue())
+
+
+@dataclass
+class Verdict:
+    """What the confidence model says of one located scan (in the scan's unit)."""
+
+    confidence: np.ndarray  # [K]: each landmark's likely error
+    face_score: float  # the best of the readings that could hold the face; about 1 on a face
+
+    def no_face(self, model: ConfidenceModel) -> bool:
+        return not self.face_score <= model.no_face_score  # NaN (nothing read) is no face either
+
+
+def judge(located: Located, model: ConfidenceModel, samplings: int, mm_per_unit: float) -> Verdict:
+    """Likely errors from the final readings' vote spreads (averaged samplings or a single
+    reading), and the face score: the lowest of the whole scan's, the search's best crop's and
+    the median of the final samplings'."""
+    spreads_mm = located.spreads * mm_per_unit
+    calibration = model.averaged if samplings > 1 else model.one_pass
+    scores = [float(model.one_pass.face_score(r.spreads * mm_per_unit)) for r in located.readings]
+    candidates = scores[:2] + [float(np.median(scores[2:]))] if len(scores) > 2 else scores
+    return Verdict(calibration(spreads_mm) / mm_per_unit, min(candidates))
 
 
 def output_names(paths: Sequence[Path]) -> List[str]:
@@ -113,14 +147,20 @@ def output_names(paths: Sequence[Path]) -> List[str]:
 
 def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: str = "csv", picture: bool = True,
             device: str = "auto", timings: Optional[Timings] = None, html: bool = False,
-            unit: str = "mm", locating: LocateSettings = LocateSettings()) -> List[Dict[str, object]]:
+            unit: str = "mm", locating: LocateSettings = LocateSettings(),
+            keep_no_face: bool = False) -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     (naming the file) set and nothing written for files that cannot be used. ``timings``
     collects the seconds of each stage over all scans (read, sample, fps, model, write, picture,
     page). ``checkpoint`` None: the shipped model. ``html``: a page per scan to turn around
     (se3unet.pages), and index.html listing them when there are several. ``unit``: the scans'
     unit (UNITS); landmarks are written in it, in each scan's own coordinates. ``locating``: how
-    the face is found in a larger scan and how many samplings of it are averaged (se3unet.locate)."""
+    the face is found in a larger scan and how many samplings of it are averaged (se3unet.locate).
+
+    With a confidence model made for the checkpoint (the shipped one has one), every landmark
+    gets its likely error and every scan a face score; a scan that does not look like a face
+    gets ``error`` ("no face here") and no files, or, with ``keep_no_face``, its files and
+    ``no_face`` True."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     checkpoint = pretrained_path() if checkpoint is None else checkpoint
@@ -128,6 +168,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     model, saved = load_model(checkpoint, device)
     inference = saved.inference
     read = LandmarkReader(model, inference, device)
+    trust = confidence_for(checkpoint)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -144,14 +185,28 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
             continue
         with timed(timings, "model"):  # every pass: crops, the hierarchy (FPS levels, kNN), decoding
             try:
-                landmarks = locate(surface, path, prepared, read, locating, UNITS[unit])
+                located = locate_readings(surface, path, prepared, read, locating, UNITS[unit])
             except DataError as error:
                 results.append({"scan": str(path), "error": str(error)})
                 continue
+        landmarks, result = located.landmarks, {"scan": str(path)}
+        verdict = judge(located, trust, locating.samplings if locating.crop else 1, UNITS[unit]) if trust else None
+        if verdict is not None:
+            result["face_score"] = round(verdict.face_score, 3)
+            result["mean_confidence"] = round(float(np.nanmean(verdict.confidence)), 3)
+            if verdict.no_face(trust):
+                problem = (f"no face here: the readings do not look like a face (face score {verdict.face_score:.1f}, "
+                           f"faces score about 1, above {trust.no_face_score:.1f} is no face)")
+                if not keep_no_face:
+                    results.append({**result, "error": f"{path}: {problem}; --keep-no-face writes its landmarks anyway"})
+                    continue
+                result["no_face"] = True
         target = out / f"{name}.landmarks.{fmt}"
+        confidence = None if verdict is None else verdict.confidence
         with timed(timings, "write"):
-            write_landmarks(target, landmarks, inference.landmark_names, fmt, path)
-        result = {"scan": str(path), "landmarks": str(target)}
+            write_landmarks(target, landmarks, inference.landmark_names, fmt, path, confidence,
+                            None if verdict is None else verdict.face_score)
+        result["landmarks"] = str(target)
         if picture:
             from .plots import scan_picture  # matplotlib only when a picture is wanted
 
@@ -165,7 +220,8 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
 
             with timed(timings, "page"):
                 result["page"] = str(write_scan_page(out / f"{name}.html", path.name, surface.vertices,
-                                                     surface.triangles, landmarks, inference.landmark_names, unit))
+                                                     surface.triangles, landmarks, inference.landmark_names, unit,
+                                                     confidence=confidence))
         results.append(result)
     if html and len(scans) > 1:
         from .pages import write_index

@@ -68,3 +68,26 @@ def error_statistics(errors_mm: np.ndarray) -> Dict[str, object]:
         "success_rate": {f"{t:g}mm": float((valid <= t).mean()) if valid.size else float("nan") for t in SUCCESS_MM},
         "ced": {"mm": ced_x.tolist(), "fraction": [float((valid <= x).mean()) if valid.size else 0.0 for x in ced_x]},
     }
+
+
+def confidence_statistics(confidence_mm: np.ndarray, errors_mm: np.ndarray, keep: float = 0.9) -> Dict[str, object]:
+    """How well landmark confidences (likely errors) [scans, K] predict the errors [scans, K]:
+    Spearman's rank correlation over all landmark instances and within each landmark (their
+    mean), the calibration by decile of confidence (mean confidence against mean error), and
+    the mean error of the ``keep`` most confident instances against all."""
+    from scipy.stats import spearmanr
+
+    confidence_mm, errors_mm = np.asarray(confidence_mm, np.float64), np.asarray(errors_mm, np.float64)
+    usable = np.isfinite(confidence_mm) & np.isfinite(errors_mm)
+    c, e = confidence_mm[usable], errors_mm[usable]
+    within = []
+    for k in range(confidence_mm.shape[1]):
+        column = usable[:, k]
+        if column.sum() > 2 and np.ptp(confidence_mm[column, k]) > 0:
+            within.append(spearmanr(confidence_mm[column, k], errors_mm[column, k])[0])
+    order = np.argsort(c)
+    deciles = [{"confidence_mm": float(c[g].mean()), "error_mm": float(e[g].mean())} for g in np.array_split(order, 10)]
+    kept = order[: int(round(keep * len(order)))]
+    return {"spearman": float(spearmanr(c, e)[0]), "spearman_within_landmarks": float(np.mean(within)),
+            "deciles": deciles, f"error_most_confident_{int(keep * 100)}_mm": float(e[kept].mean()),
+            "error_all_mm": float(e.mean())}

@@ -23,11 +23,13 @@ from ..atomic import write_atomically
 from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
 from ..data.reference import REFERENCE, ReferenceFace
-from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, load_model
+from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, landmark_spreads, load_model
+from ..inference.confidence import ConfidenceModel, confidence_for
 from ..model import SE3Unet
 from ..pretrained import pretrained_path
 from .baseline import baseline_landmarks
-from .metrics import IOU_THRESHOLDS, THRESHOLDS, error_statistics, iou_per_landmark, precision_recall_f1
+from .metrics import (IOU_THRESHOLDS, THRESHOLDS, confidence_statistics, error_statistics, iou_per_landmark,
+                      precision_recall_f1)
 
 PERTURBATIONS = ("rotation", "translation", "both")
 
@@ -94,8 +96,8 @@ class LandmarkMatch:
 def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, split: str, condition: Condition,
                        translation: float, batch_size: int, baseline: bool, seed: int, limit: Optional[int],
                        progress, match: LandmarkMatch, num_points: Optional[int] = None,
-                       device: torch.device = torch.device("cpu"), labels: Optional[Tuple[float, float]] = None
-                       ) -> Dict[str, object]:
+                       device: torch.device = torch.device("cpu"), labels: Optional[Tuple[float, float]] = None,
+                       trust: Optional[ConfidenceModel] = None) -> Dict[str, object]:
     scan, decoding = checkpoint.inference.scan, checkpoint.inference.decoding
     sigma, threshold = labels or (scan.sigma, scan.threshold)
     # The hierarchy is built from each posed scan, as it would be for a user's scan.
@@ -106,7 +108,7 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
     reference = ReferenceFace.load(cache / REFERENCE) if baseline else None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
-    predicted_mm, true_mm, indices, rotations, translations_mm = [], [], [], [], []
+    predicted_mm, true_mm, indices, rotations, translations_mm, spreads_mm = [], [], [], [], [], []
     for start in progress(range(0, count, batch_size), desc=condition.name):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
         # the landmarks scored, in the model's order: [B, K, 3] landmarks, [B, N, K] heatmaps and labels
@@ -118,8 +120,11 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
                                 normals=on_device["normals"] if model.config.normals else None, with_offsets=True)
         heat, predicted = decode(logits.cpu(), batch["points"], decoding,  # metrics and plots on the CPU
                                  None if offsets is None else offsets.cpu())
+        votes = None if offsets is None or decoding.landmarks != "offset_vote" else offsets.cpu()
+        spreads = landmark_spreads(batch["points"], heat, predicted, votes, decoding.fraction)
         heat, predicted = heat[..., match.model_columns], predicted[:, match.model_columns]
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
+        spreads_mm.append(spreads * batch["scale"].view(-1, 1))  # every landmark of the model: what it calibrates
         mm = batch["scale"].view(-1, 1, 1)
         predicted_mm.append(predicted * mm)
         true_mm.append(batch["landmarks"] * mm)
@@ -146,13 +151,21 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
         "mean_iou": np.nanmean(iou, axis=1).tolist(),
         "error": error_statistics(torch.cat(errors).numpy()),
     }
+    spread = torch.cat(spreads_mm).numpy().astype(np.float64)
+    if trust is not None:  # the checkpoint's own calibration, for a single reading of each scan
+        confidence = trust.one_pass(spread)[:, match.model_columns]
+        result["confidence"] = confidence_statistics(confidence, torch.cat(errors).numpy())
+    spread = spread[:, match.model_columns]
     if base_errors:
         result["baseline_error"] = error_statistics(torch.cat(base_errors).numpy())
     result["_examples"] = examples
     result["_predictions"] = {"predicted_mm": torch.cat(predicted_mm).numpy().astype(np.float32),
                               "true_mm": torch.cat(true_mm).numpy().astype(np.float32),
                               "scan": torch.cat(indices).numpy(), "rotation": torch.cat(rotations).numpy(),
-                              "translation_mm": torch.cat(translations_mm).numpy()}
+                              "translation_mm": torch.cat(translations_mm).numpy(),
+                              "spread_mm": spread.astype(np.float32)}
+    if trust is not None:
+        result["_predictions"]["confidence_mm"] = confidence.astype(np.float32)
     return result
 
 
@@ -175,15 +188,23 @@ def write_predictions(path: Path, predictions: Dict[str, Dict[str, np.ndarray]],
 
 def summary_table(results: Dict[str, Dict]) -> str:
     i5, t2 = THRESHOLDS.index(0.5), IOU_THRESHOLDS.index(0.2)
-    lines = ["| condition | scans | F1@0.5 | best F1 | mean IoU@0.2 | error mm (mean ± std) | <= 2.5 mm | <= 5 mm | baseline mm |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    trusted = any("confidence" in r for r in results.values())
+    head = "| condition | scans | F1@0.5 | best F1 | mean IoU@0.2 | error mm (mean ± std) | <= 2.5 mm | <= 5 mm | baseline mm |"
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    if trusted:  # how well each landmark's confidence (its likely error) tells good from bad
+        head += " confidence vs error (Spearman) | 90% most confident mm |"
+        rule += " --- | --- |"
+    lines = [head, rule]
     for name, r in results.items():
         e = r["error"]
         base = f"{r['baseline_error']['mean_mm']:.2f}" if "baseline_error" in r else "-"
-        lines.append(
-            f"| {name} | {r['scans']} | {r['f1'][i5]:.3f} | {max(r['f1']):.3f} | {r['mean_iou'][t2]:.3f} | "
-            f"{e['mean_mm']:.2f} ± {e['std_mm']:.2f} | {e['success_rate']['2.5mm']:.1%} | "
-            f"{e['success_rate']['5mm']:.1%} | {base} |")
+        line = (f"| {name} | {r['scans']} | {r['f1'][i5]:.3f} | {max(r['f1']):.3f} | {r['mean_iou'][t2]:.3f} | "
+                f"{e['mean_mm']:.2f} ± {e['std_mm']:.2f} | {e['success_rate']['2.5mm']:.1%} | "
+                f"{e['success_rate']['5mm']:.1%} | {base} |")
+        if trusted:
+            c = r.get("confidence")
+            line += (f" {c['spearman']:.2f} | {c['error_most_confident_90_mm']:.2f} |" if c else " - | - |")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -230,6 +251,9 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     output.mkdir(parents=True, exist_ok=True)
     device = choose_device(device)
     model, saved = load_model(checkpoint, device)
+    trust = confidence_for(checkpoint)
+    if trust is not None and len(trust.one_pass.scale_mm) != len(saved.inference.landmark_names):
+        trust = None
     manifest = json.loads((cache / MANIFEST).read_text())
     num_points = points_to_read(saved, manifest, cache)
     match = LandmarkMatch.between(saved.inference.landmark_names, manifest.get("landmark_names"), cache)
@@ -240,7 +264,7 @@ def evaluate(checkpoint, cache, output, split: str = "test", preprocessing: Sequ
     for condition in conditions:
         results[condition.name] = evaluate_condition(model, saved, cache, split, condition, translation, batch_size,
                                                      condition.name in baseline or "all" in baseline, seed, limit, bar,
-                                                     match, num_points, device, labels)
+                                                     match, num_points, device, labels, trust)
     examples = {name: r.pop("_examples") for name, r in results.items()}
     write_predictions(output / "predictions.npz", {name: r.pop("_predictions") for name, r in results.items()}, names)
 

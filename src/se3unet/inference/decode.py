@@ -74,16 +74,23 @@ def landmarks_from_votes(points: torch.Tensor, heatmaps: torch.Tensor, offsets: 
     return torch.einsum("bnk,bnkc->bkc", peak_weights(heatmaps, fraction), votes)
 
 
-def vote_spread(points: torch.Tensor, heatmaps: torch.Tensor, landmarks: torch.Tensor,
-                offsets: Optional[torch.Tensor] = None, fraction: float = 0.5) -> torch.Tensor:
-    """[B]: how far the votes behind each landmark lie from it (the weighted RMS distance, in
-    the cloud's units), averaged over the landmarks. Small when the points near every peak
-    agree, as they do on a face; large where the model finds no face (measured with the
-    shipped model: 1.3-2.5 mm on face crops, 5-14 mm on crops of neck or skull).
-    Without offsets the votes are the points themselves (the heatmap's own width)."""
+def landmark_spreads(points: torch.Tensor, heatmaps: torch.Tensor, landmarks: torch.Tensor,
+                     offsets: Optional[torch.Tensor] = None, fraction: float = 0.5) -> torch.Tensor:
+    """[B, K]: how far the votes behind each landmark lie from it (the weighted RMS distance, in
+    the cloud's units). Small where the points near a landmark's peak agree; the raw signal of
+    a landmark's confidence (se3unet.inference.confidence). Without offsets the votes are the
+    points themselves (the heatmap's own width)."""
     votes = points.unsqueeze(2) if offsets is None else points.unsqueeze(2) + offsets  # [B, N, 1|K, 3]
     squared = ((votes - landmarks.unsqueeze(1)) ** 2).sum(-1)  # [B, N, K]
-    return (peak_weights(heatmaps, fraction) * squared).sum(1).sqrt().mean(1)
+    return (peak_weights(heatmaps, fraction) * squared).sum(1).sqrt()
+
+
+def vote_spread(points: torch.Tensor, heatmaps: torch.Tensor, landmarks: torch.Tensor,
+                offsets: Optional[torch.Tensor] = None, fraction: float = 0.5) -> torch.Tensor:
+    """[B]: ``landmark_spreads`` averaged over the landmarks. Small when the points near every
+    peak agree, as they do on a face; large where the model finds no face (measured with the
+    shipped model: 1.3-2.5 mm on face crops, 5-14 mm on crops of neck or skull)."""
+    return landmark_spreads(points, heatmaps, landmarks, offsets, fraction).mean(1)
 
 
 def decode(logits: torch.Tensor, points: torch.Tensor, decoding: Decoding = Decoding(),
