@@ -1,18 +1,29 @@
-"""One training step of SE3Unet presets: forward, backward and an Adam update.
+"""One training step of SE3Unet presets (forward, backward, Adam), and the shipped model's
+forward pass at predict's batch, each against this machine's matrix-multiply rate.
 
-Batch 2 x 2048 points (the report's setting), random clouds and labels, BCE-with-logits loss.
-The level hierarchy (FPS + kNN) is built once outside the step, as the data pipeline caches
-it; its time is printed separately. Each preset runs twice, with the convolutions' per-edge
-work recomputed in the backward pass (model.recompute, the default) and without, each setting
-in its own process (peak resident memory only grows within a process); peak memory is the rise
-of peak resident memory (on a GPU: of peak allocated memory) above the level once the model
-and inputs exist. Time is the median of the timed steps after one warm-up step.
+Shapes: report-v1 at batch 2 x 2,048 points (the report's setting), the default preset at
+batch 4 x 1,024 (the shipped recipe's); random clouds and labels, BCE-with-logits loss. The
+level hierarchy (FPS + kNN) is built once outside the step, as the data pipeline caches it;
+its time is printed separately. Each preset runs with the convolutions' per-edge work
+recomputed in the backward pass (model.recompute, the default) and without, each setting in
+its own process (peak resident memory only grows within a process); peak memory is the rise of
+peak resident memory (on a GPU: of peak allocated memory) above the level once the model and
+inputs exist. Time is the median of the timed steps after one warm-up step.
 
-    python benchmarks/train_step.py                       # default and report-v1
-    python benchmarks/train_step.py --presets original    # any presets
+Work and rate: ``gflop`` is the step's matrix-multiply work counted by
+torch.utils.flop_counter (the same for both settings of recompute but for the recomputed
+forward), ``gflop_per_s`` that work over the step time, and ``gemm_gflop_per_s`` the rate of a
+square 2,048 x 2,048 float32 matmul measured in the same process before and after the steps
+(the better of the two): on a noisy machine the ratio of the two rates holds where seconds do
+not. The last row is the shipped model (face68.pt) reading 8 clouds of 1,024 points without
+gradients, predict's batch: its seconds and the same rates.
+
+    python benchmarks/train_step.py                       # report-v1, default, predict forward
+    python benchmarks/train_step.py --presets original    # any presets (at --batch x --points)
     python benchmarks/train_step.py --device cuda         # on a GPU (TF32 off)
 
-The last line is JSON: {PRESET: {"step_seconds", "peak_mb", ..., "recompute_off": {...}}}.
+The last line is JSON: {PRESET: {"step_seconds", "peak_mb", ..., "recompute_off": {"step_seconds",
+"peak_mb", "gflop", "gflop_per_s", "gemm_gflop_per_s"}}, "predict_forward": {...}}.
 """
 
 from __future__ import annotations
@@ -24,6 +35,37 @@ import sys
 import time
 
 from se3unet.timing import median_step_seconds
+
+# The shape each preset is measured at unless --batch/--points say otherwise.
+SHAPES = {"report-v1": (2, 2048), "default": (4, 1024), "original": (2, 2048)}
+PREDICT_BATCH, PREDICT_POINTS = 8, 1024
+
+
+def gemm_rate(device: str, size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a square float32 matmul: the best of a few (the machine's rate when undisturbed)."""
+    import torch
+
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def counted_gflop(step) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
+
+
+def rates(gflop: float, seconds: float, gemm: float) -> dict:
+    return {"gflop": gflop, "gflop_per_s": gflop / seconds, "gemm_gflop_per_s": gemm}
 
 
 def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, device: str) -> dict:
@@ -57,18 +99,43 @@ def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, de
         elif recompute:
             release_freed_memory()  # as the trainer does after each step when recomputing
 
-    return {"step_seconds": median_step_seconds(step, repeats), "peak_mb": memory.peak_mb(),
-            "params": sum(p.numel() for p in model.parameters()), "hierarchy_seconds": hierarchy_seconds}
+    gemm = gemm_rate(device)
+    seconds = median_step_seconds(step, repeats)
+    peak = memory.peak_mb()
+    gemm = max(gemm, gemm_rate(device))
+    return {"step_seconds": seconds, "peak_mb": peak, "params": sum(p.numel() for p in model.parameters()),
+            "hierarchy_seconds": hierarchy_seconds, **rates(counted_gflop(step), seconds, gemm)}
 
 
-def run_worker(name: str, args: argparse.Namespace, recompute: bool) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--batch", str(args.batch), "--points", str(args.points),
-           "--repeats", str(args.repeats), "--device", args.device]
-    if not recompute:
-        cmd.append("--no-recompute")
+def predict_worker(repeats: int, device: str) -> dict:
+    """The shipped model's forward pass at predict's batch, hierarchy prebuilt."""
+    import torch
+
+    from se3unet.pretrained import load_pretrained
+
+    torch.manual_seed(0)
+    model, _ = load_pretrained(device)
+    positions = torch.randn(PREDICT_BATCH, PREDICT_POINTS, 3, device=device)
+    normals = torch.nn.functional.normalize(torch.randn(PREDICT_BATCH, PREDICT_POINTS, 3, device=device), dim=-1)
+    start = time.perf_counter()
+    hierarchy = model.hierarchy(positions)
+    hierarchy_seconds = time.perf_counter() - start
+
+    @torch.no_grad()
+    def forward():
+        model(positions, hierarchy, normals, with_offsets=True)
+
+    gemm = gemm_rate(device)
+    seconds = median_step_seconds(forward, repeats)
+    gemm = max(gemm, gemm_rate(device))
+    return {"forward_seconds": seconds, "hierarchy_seconds": hierarchy_seconds, **rates(counted_gflop(forward), seconds, gemm)}
+
+
+def run_worker(args: argparse.Namespace, *extra: str) -> dict:
+    cmd = [sys.executable, __file__, "--repeats", str(args.repeats), "--device", args.device, *extra]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"{name} (recompute {'on' if recompute else 'off'}) failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(extra)} failed:\n{done.stderr[-3000:]}")
     r = json.loads(done.stdout.strip().splitlines()[-1])
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
 
@@ -76,32 +143,50 @@ def run_worker(name: str, args: argparse.Namespace, recompute: bool) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["report-v1", "default"])
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--points", type=int, default=2048)
+    parser.add_argument("--batch", type=int, help="clouds per step (default: the preset's shape, SHAPES)")
+    parser.add_argument("--points", type=int, help="points per cloud (default: the preset's shape)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--no-predict", action="store_true", help="skip the shipped model's forward pass")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--predict-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-recompute", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.predict_worker:
+        print(json.dumps(predict_worker(args.repeats, args.device)))
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, args.batch, args.points, args.repeats, not args.no_recompute,
                                 args.device)))
         return
 
     results = {}
-    print(f"one training step (forward + backward + Adam), batch {args.batch} x {args.points} points, {args.device}")
-    print(f"{'preset':12} {'recompute':>9} {'step s':>8} {'peak MB':>9} {'params':>9} {'hierarchy s':>12}")
+    print(f"one training step (forward + backward + Adam), {args.device}; GFLOP/s and GEMM rate measured in "
+          f"each process")
+    print(f"{'preset':12} {'shape':>10} {'recompute':>9} {'step s':>8} {'peak MB':>9} {'GFLOP':>7} {'GFLOP/s':>8} "
+          f"{'GEMM/s':>7} {'of GEMM':>8} {'hierarchy s':>12}")
     for name in args.presets:
+        batch, points = args.batch or SHAPES.get(name, (2, 2048))[0], args.points or SHAPES.get(name, (2, 2048))[1]
         runs = {}
         for recompute in (True, False):
             print(f"  running {name}, recompute {'on' if recompute else 'off'} ...", file=sys.stderr, flush=True)
-            r = runs[recompute] = run_worker(name, args, recompute)
-            print(f"{name:12} {'on' if recompute else 'off':>9} {r['step_seconds']:8.2f} {r['peak_mb']:9.0f} "
-                  f"{r['params']:9d} {r['hierarchy_seconds']:12.3f}")
+            extra = ["--worker", name, "--batch", str(batch), "--points", str(points)]
+            r = runs[recompute] = run_worker(args, *extra, *([] if recompute else ["--no-recompute"]))
+            print(f"{name:12} {f'{batch}x{points}':>10} {'on' if recompute else 'off':>9} {r['step_seconds']:8.2f} "
+                  f"{r['peak_mb']:9.0f} {r['gflop']:7.1f} {r['gflop_per_s']:8.1f} {r['gemm_gflop_per_s']:7.0f} "
+                  f"{r['gflop_per_s'] / r['gemm_gflop_per_s']:8.0%} {r['hierarchy_seconds']:12.3f}")
         on, off = runs[True], runs[False]
-        print(f"{'':12} {'on/off':>9} {on['step_seconds'] / off['step_seconds']:7.2f}x "
+        print(f"{'':12} {'':>10} {'on/off':>9} {on['step_seconds'] / off['step_seconds']:7.2f}x "
               f"{on['peak_mb'] / max(off['peak_mb'], 1e-9):8.2f}x")
-        results[name] = {**on, "recompute_off": {"step_seconds": off["step_seconds"], "peak_mb": off["peak_mb"]}}
+        results[name] = {**on, "shape": [batch, points],
+                         "recompute_off": {k: off[k] for k in ("step_seconds", "peak_mb", "gflop", "gflop_per_s",
+                                                               "gemm_gflop_per_s")}}
+    if not args.no_predict:
+        print(f"  running the shipped model's forward pass ...", file=sys.stderr, flush=True)
+        r = results["predict_forward"] = run_worker(args, "--predict-worker")
+        print(f"shipped model forward, no gradients, {PREDICT_BATCH}x{PREDICT_POINTS}: {r['forward_seconds']:.3f} s, "
+              f"{r['gflop']:.1f} GFLOP, {r['gflop_per_s']:.1f} GFLOP/s of {r['gemm_gflop_per_s']:.0f} "
+              f"({r['gflop_per_s'] / r['gemm_gflop_per_s']:.0%}); hierarchy {r['hierarchy_seconds']:.3f} s")
     print(json.dumps(results))
 
 
