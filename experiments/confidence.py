@@ -38,7 +38,7 @@ from se3unet.evaluate.metrics import confidence_statistics
 from se3unet.inference import load_model
 from se3unet.inference.confidence import Calibration, ConfidenceModel, confidence_path, file_sha256
 from se3unet.locate import LandmarkReader, LocateSettings, locate_readings
-from se3unet.predict import surface_input
+from se3unet.predict import averaged_signal, surface_input
 from se3unet.pretrained import pretrained_path
 
 
@@ -48,16 +48,14 @@ def posed(surface: Surface, rng: np.random.Generator):
 
 
 def read_scan(read: LandmarkReader, surface: Surface, rng: np.random.Generator):
-    """Predict's path on the surface in a random pose: the landmarks in the surface's own frame
-    and every reading's per-landmark spreads (mm) [R, K]; the first two are the whole scan's and
-    the search's best, the rest the final samplings."""
+    """Predict's path on the surface in a random pose: the landmarks in the surface's own frame,
+    every reading's per-landmark uncertainty (mm) [R, K] (the first two the whole scan's and the
+    search's best, the rest the final samplings') and the samplings' disagreement [K]."""
     moved, rotation, shift = posed(surface, rng)
     first = surface_input(moved, Path("scan"), read.inference.scan)
     located = locate_readings(moved, Path("scan"), first, read, LocateSettings())
     landmarks = (located.landmarks - shift) @ rotation
-    finals = np.stack([r.landmarks for r in located.readings[2:]])
-    disagreement = np.sqrt(((finals - located.landmarks) ** 2).sum(-1).mean(0))
-    return landmarks, np.stack([r.spreads for r in located.readings]), disagreement
+    return landmarks, np.stack([r.uncertainty for r in located.readings]), located.disagreement
 
 
 def faces(seed: int, identities: int, names: List[str]):
@@ -116,7 +114,7 @@ def readings_command(args) -> None:
         errors.append(np.linalg.norm(found - truth, axis=1))
         spreads.append(reading_spreads)
         disagreements.append(disagreement)
-    save(args.output, kind=np.array(kinds), error_mm=np.stack(errors), spreads_mm=np.stack(spreads),
+    save(args.output, kind=np.array(kinds), error_mm=np.stack(errors), uncertainty_mm=np.stack(spreads),
          disagreement_mm=np.stack(disagreements))
 
 
@@ -129,7 +127,7 @@ def shapes_command(args) -> None:
         _, reading_spreads, _ = read_scan(read, _surface(shape), rng)
         kinds.append(kind)
         spreads.append(reading_spreads)
-    save(args.output, kind=np.array(kinds), spreads_mm=np.stack(spreads))
+    save(args.output, kind=np.array(kinds), uncertainty_mm=np.stack(spreads))
 
 
 def save(path: str, **arrays) -> None:
@@ -138,13 +136,22 @@ def save(path: str, **arrays) -> None:
 
 
 def one_pass_data(paths: List[str], condition: str = "raw_both"):
-    """Spreads and errors [scans, K] (mm) of evaluate's predictions.npz files, pooled."""
+    """Spreads and errors [scans, K] (mm) of evaluate's predictions.npz files, pooled, in the
+    shipped model's landmark order; NaN for landmarks a set does not score (a Surrey face's 18)."""
+    from se3unet.inference import Checkpoint
+
+    names = list(Checkpoint.load(pretrained_path()).inference.landmark_names)
     spreads, errors = [], []
     for path in paths:
         with np.load(path) as data:
-            spreads.append(data[f"{condition}.spread_mm"])
-            errors.append(np.linalg.norm(data[f"{condition}.predicted_mm"] - data[f"{condition}.true_mm"], axis=-1))
-    return np.concatenate(spreads).astype(np.float64), np.concatenate(errors).astype(np.float64)
+            columns = [names.index(str(n)) for n in data["landmark_names"]]
+            spread = np.full((len(data[f"{condition}.uncertainty_mm"]), len(names)), np.nan)
+            error = spread.copy()
+            spread[:, columns] = data[f"{condition}.uncertainty_mm"]
+            error[:, columns] = np.linalg.norm(data[f"{condition}.predicted_mm"] - data[f"{condition}.true_mm"], axis=-1)
+        spreads.append(spread)
+        errors.append(error)
+    return np.concatenate(spreads), np.concatenate(errors)
 
 
 def face_scores(calibration: Calibration, reading_spreads: np.ndarray) -> np.ndarray:
@@ -157,11 +164,11 @@ def face_scores(calibration: Calibration, reading_spreads: np.ndarray) -> np.nda
 def fit_command(args) -> None:
     one_pass = Calibration.fit(*one_pass_data(args.one_pass))
     with np.load(args.readings) as data:
-        spreads, errors = data["spreads_mm"], data["error_mm"]
-        averaged = Calibration.fit(spreads[:, 2:].mean(1), errors)
+        spreads, errors = data["uncertainty_mm"], data["error_mm"]
+        averaged = Calibration.fit(averaged_signal(spreads[:, 2:].mean(1), data["disagreement_mm"]), errors)
         face = face_scores(one_pass, spreads)
     with np.load(args.shapes) as data:
-        shape = face_scores(one_pass, data["spreads_mm"])
+        shape = face_scores(one_pass, data["uncertainty_mm"])
         shape_kinds = list(data["kind"])
     # Midway (geometrically) between the least face-like face and the most face-like shape.
     threshold = float(np.sqrt(face.max() * shape.min()))
@@ -205,8 +212,8 @@ def measure_command(args) -> None:
     print(statistics_line("one pass, all six sets", pooled))
     curves["one pass, 720 scans of 6 sets"] = pooled["deciles"]
     with np.load(args.readings) as data:
-        spreads, errors, kinds = data["spreads_mm"], data["error_mm"], data["kind"]
-        averaged = trust.averaged(spreads[:, 2:].mean(1))
+        spreads, errors, kinds = data["uncertainty_mm"], data["error_mm"], data["kind"]
+        averaged = trust.averaged(averaged_signal(spreads[:, 2:].mean(1), data["disagreement_mm"]))
         face = face_scores(trust.one_pass, spreads)
     for kind in sorted(set(kinds)):
         print(statistics_line(f"predict, {kind}", confidence_statistics(averaged[kinds == kind], errors[kinds == kind])))
@@ -214,7 +221,7 @@ def measure_command(args) -> None:
     print(statistics_line(f"predict, all {len(errors)} scans", stats))
     curves[f"predict, {len(errors)} scans"] = stats["deciles"]
     with np.load(args.shapes) as data:
-        shape = face_scores(trust.one_pass, data["spreads_mm"])
+        shape = face_scores(trust.one_pass, data["uncertainty_mm"])
         shape_kinds = list(data["kind"])
     one_pass_scores = [trust.one_pass.face_score(one_pass_data([p])[0]) for p in args.one_pass]
     flagged_faces = sum(int((s > trust.no_face_score).sum()) for s in one_pass_scores)

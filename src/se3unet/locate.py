@@ -36,7 +36,7 @@ import torch
 from .data.errors import DataError
 from .data.io import Surface
 from .data.preprocess import ModelInput, crop_centre, model_input, sample_sphere, surface_points
-from .inference import InferenceState, decode, landmark_spreads
+from .inference import InferenceState, decode, landmark_uncertainty, vote_spread
 
 
 @dataclass(frozen=True)
@@ -60,25 +60,26 @@ class LocateSettings:
 
 @dataclass
 class Reading:
-    """What the model made of one input: landmarks and their vote spreads, in the scan's units."""
+    """What the model made of one input, in the scan's units: landmarks [K, 3], their vote
+    spread averaged over the landmarks (how much the input looks like a face: the search keeps
+    the crop where it is least), and each landmark's uncertainty [K]
+    (inference.landmark_uncertainty: what its confidence is calibrated from)."""
 
-    landmarks: np.ndarray  # [K, 3]
-    spreads: np.ndarray  # [K]: each landmark's vote spread (inference.landmark_spreads)
-
-    @property
-    def spread(self) -> float:
-        """The mean over landmarks: how much this reading looks like a face."""
-        return float(np.nanmean(self.spreads))
+    landmarks: np.ndarray
+    spread: float
+    uncertainty: np.ndarray
 
 
 @dataclass
 class Located:
-    """What ``locate_readings`` found: the landmarks [K, 3] and, per landmark, the vote spread
-    averaged over the final samplings [K] (scan units); ``readings``: every reading that could
-    hold the face (the whole scan's, the search's best crop, the final samplings)."""
+    """What ``locate_readings`` found: the landmarks [K, 3]; per landmark, the uncertainty
+    averaged over the final samplings and how far those samplings' landmarks lie from their
+    mean (RMS; 0 for a single reading) [K], in scan units; ``readings``: every reading that
+    could hold the face (the whole scan's, the search's best crop, then the final samplings)."""
 
     landmarks: np.ndarray
-    spreads: np.ndarray
+    uncertainty: np.ndarray
+    disagreement: np.ndarray
     readings: List[Reading]
 
 
@@ -99,9 +100,11 @@ class LandmarkReader:
             decoding = self.inference.decoding
             heatmaps, landmarks = decode(logits, x, decoding, offsets)
             votes = offsets if decoding.landmarks == "offset_vote" else None
-            spreads = landmark_spreads(x, heatmaps, landmarks, votes, decoding.fraction).cpu().numpy().astype(np.float64)
+            spread = vote_spread(x, heatmaps, landmarks, votes, decoding.fraction).cpu().numpy()
+            uncertainty = landmark_uncertainty(x, heatmaps, landmarks, votes, decoding.fraction).cpu().numpy()
             landmarks = landmarks.cpu().numpy().astype(np.float64)
-            readings += [Reading(lm * i.scale + i.centre, s * i.scale) for lm, s, i in zip(landmarks, spreads, chunk)]
+            readings += [Reading(lm * i.scale + i.centre, float(s * i.scale), u.astype(np.float64) * i.scale)
+                         for lm, s, u, i in zip(landmarks, spread, uncertainty, chunk)]
         return readings
 
 
@@ -139,7 +142,7 @@ def locate_readings(surface: Surface, path: Path, first: ModelInput, read: Landm
     scan, names = read.inference.scan, read.inference.landmark_names
     found = read([first])[0]
     if not settings.crop:
-        return Located(found.landmarks, found.spreads, [found])
+        return Located(found.landmarks, found.uncertainty, np.zeros(len(found.landmarks)), [found])
     first_reading = found
     radius = settings.radius_mm / mm_per_unit
     anchors = Anchors(surface, scan.samples)
@@ -160,5 +163,8 @@ def locate_readings(surface: Surface, path: Path, first: ModelInput, read: Landm
     centre = anchors.snap(centre)
     final = read([crop_input(surface, path, centre, radius, scan.points, scan.samples, seed)
                   for seed in range(settings.samplings)])
-    return Located(np.mean([r.landmarks for r in final], axis=0), np.mean([r.spreads for r in final], axis=0),
+    samplings = np.stack([r.landmarks for r in final])
+    landmarks = samplings.mean(axis=0)
+    disagreement = np.sqrt(((samplings - landmarks) ** 2).sum(-1).mean(0))
+    return Located(landmarks, np.mean([r.uncertainty for r in final], axis=0), disagreement,
                    [first_reading, found, *final])

@@ -114,15 +114,23 @@ class Verdict:
         return not self.face_score <= model.no_face_score  # NaN (nothing read) is no face either
 
 
+def averaged_signal(uncertainty: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
+    """What the averaged calibration reads: each landmark's uncertainty averaged over the
+    samplings and how far the samplings disagree, combined as a root of summed squares."""
+    return np.sqrt(uncertainty ** 2 + disagreement ** 2)
+
+
 def judge(located: Located, model: ConfidenceModel, samplings: int, mm_per_unit: float) -> Verdict:
-    """Likely errors from the final readings' vote spreads (averaged samplings or a single
-    reading), and the face score: the lowest of the whole scan's, the search's best crop's and
-    the median of the final samplings'."""
-    spreads_mm = located.spreads * mm_per_unit
-    calibration = model.averaged if samplings > 1 else model.one_pass
-    scores = [float(model.one_pass.face_score(r.spreads * mm_per_unit)) for r in located.readings]
+    """Likely errors from the final readings (averaged samplings, or a single reading), and
+    the face score: the lowest of the whole scan's, the search's best crop's and the median of
+    the final samplings'."""
+    if samplings > 1:
+        likely = model.averaged(averaged_signal(located.uncertainty, located.disagreement) * mm_per_unit)
+    else:
+        likely = model.one_pass(located.uncertainty * mm_per_unit)
+    scores = [float(model.one_pass.face_score(r.uncertainty * mm_per_unit)) for r in located.readings]
     candidates = scores[:2] + [float(np.median(scores[2:]))] if len(scores) > 2 else scores
-    return Verdict(calibration(spreads_mm) / mm_per_unit, min(candidates))
+    return Verdict(likely / mm_per_unit, min(candidates))
 
 
 def output_names(paths: Sequence[Path]) -> List[str]:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .basis import DEFAULT_NUM_RADIAL, EquivariantGraph
-from .convolution import ConvSE3, block_size
+from .convolution import ConvSE3
 from .fiber import Features, Fiber
 from .linear import AttentiveSelfInteraction, LinearSE3
 
@@ -76,7 +76,7 @@ class GSE3Res(nn.Module):
     def forward(self, features: Features, graph: EquivariantGraph) -> Features:
         self.fiber_in.check(features, "GSE3Res input")
         flat = graph.flatten(features)
-        step = block_size(graph)
+        step = self.key_value.block_size(graph)
         query_degrees = self.fiber_key.degrees
         queries = self.query(flat)
 

@@ -33,19 +33,24 @@ from .linear import LinearSE3
 from .radial import RadialMLP
 
 # Edges per block: large enough to amortise per-operation overhead, small enough that a
-# block's radial weights stay in cache (8,192 measured best on 2 cores, see
-# benchmarks/engine.py). Overridable for experiments.
+# block's widest per-edge tensor (the radial weights, edges x C_out x Q) stays well below glibc's
+# 32 MB mmap threshold: larger tensors are mapped fresh on every call and each page is faulted
+# in again, which made a 67 MB block's products 20-40x slower than the same work in 8 MB pieces
+# (docs/engine.md). Both overridable for experiments.
 EDGES_PER_BLOCK = int(os.environ.get("SE3UNET_EDGES_PER_BLOCK", "8192"))
+FLOATS_PER_BLOCK = int(os.environ.get("SE3UNET_FLOATS_PER_BLOCK", str(2 ** 21)))
 
 
-def block_size(graph: EquivariantGraph) -> int:
-    return max(1, EDGES_PER_BLOCK // graph.k)
+def block_size(graph: EquivariantGraph, width: int = 1) -> int:
+    """Points per block for per-edge tensors of ``width`` numbers per edge."""
+    edges = min(EDGES_PER_BLOCK, max(graph.k, FLOATS_PER_BLOCK // max(width, 1)))
+    return max(1, edges // graph.k)
 
 
-def point_blocks(graph: EquivariantGraph) -> Iterator[slice]:
-    """Consecutive blocks of flattened points, each holding about EDGES_PER_BLOCK edges."""
+def point_blocks(graph: EquivariantGraph, width: int = 1) -> Iterator[slice]:
+    """Consecutive blocks of flattened points (see block_size)."""
     total = graph.batch_size * graph.num_points
-    step = block_size(graph)
+    step = block_size(graph, width)
     for start in range(0, total, step):
         yield slice(start, min(start + step, total))
 
@@ -67,12 +72,17 @@ class ConvSE3(nn.Module):
         # Q[l_out]: how many (l_in, c_in, J) terms feed one output channel of degree l_out.
         self.terms = {lo: sum(c * num_frequencies(li, lo) for li, c in fiber_in) for lo in fiber_out.degrees}
         self.radial = RadialMLP(num_radial, [c * self.terms[lo] for lo, c in fiber_out], radial_hidden)
+        # The widest per-edge tensor: one degree's radial weights.
+        self.edge_width = max(c * self.terms[lo] for lo, c in fiber_out)
         shared = Fiber({d: c for d, c in fiber_out if d in fiber_in}) if any(
             d in fiber_in for d in fiber_out.degrees) else None
         self.self_interaction = (
             LinearSE3(Fiber({d: fiber_in[d] for d in shared.degrees}), shared)
             if self_interaction and shared is not None else None
         )
+
+    def block_size(self, graph: EquivariantGraph) -> int:
+        return block_size(graph, self.edge_width)
 
     def map_blocks(self, graph: EquivariantGraph, fn: Callable[..., Features],
                    pieces: Sequence[Sequence[torch.Tensor]] = ()) -> Features:
@@ -88,7 +98,7 @@ class ConvSE3(nn.Module):
         needed = max(self.fiber_in.max_degree, self.fiber_out.max_degree)
         if graph.max_degree < needed:
             raise ValueError(f"graph basis has max degree {graph.max_degree}, layer needs {needed}")
-        blocks = list(point_blocks(graph))
+        blocks = list(point_blocks(graph, self.edge_width))
         if self.recompute and torch.is_grad_enabled():
             results = [
                 checkpoint(fn, block, None, *(p[i] for p in pieces), use_reentrant=False,
@@ -96,7 +106,7 @@ class ConvSE3(nn.Module):
                 for i, block in enumerate(blocks)
             ]
         else:
-            hidden = self.radial.features(graph.radial_features).split(block_size(graph))
+            hidden = self.radial.features(graph.radial_features).split(self.block_size(graph))
             results = [fn(block, hidden[i], *(p[i] for p in pieces)) for i, block in enumerate(blocks)]
         return {d: torch.cat([r[d] for r in results], dim=0) for d in results[0]}
 
@@ -111,7 +121,8 @@ class ConvSE3(nn.Module):
         flat_index = index.reshape(-1)
         if hidden is None:
             hidden = self.radial.features(graph.radial_features[block])
-        weights = self.radial.last(hidden.reshape(edges, -1))
+        # Each message is normalised by 1 / sqrt(its number of terms): folded into the weights.
+        weights = self.radial.last(hidden.reshape(edges, -1), [self.terms[lo] ** -0.5 for lo in self.fiber_out.degrees])
 
         terms = {lo: [] for lo in self.fiber_out.degrees}
         for li, c_in in self.fiber_in:
@@ -130,7 +141,7 @@ class ConvSE3(nn.Module):
                 message = (radial * stacked.transpose(1, 2)).sum(-1, keepdim=True)
             else:
                 message = torch.bmm(radial, stacked)
-            out[lo] = (message * q ** -0.5).view(n, k, c_out, 2 * lo + 1)
+            out[lo] = message.view(n, k, c_out, 2 * lo + 1)
         return out
 
     def forward(self, features: Features, graph: EquivariantGraph) -> Features:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -30,10 +30,14 @@ class RadialMLP(nn.Module):
         h = self.hidden(embedding)
         return torch.cat([h, h.new_ones(*h.shape[:-1], 1)], dim=-1)
 
-    def last(self, features: torch.Tensor) -> List[torch.Tensor]:
+    def last(self, features: torch.Tensor, scales: Optional[Sequence[float]] = None) -> List[torch.Tensor]:
+        """The output layers; ``scales``: a factor per output, applied to the (small) weight
+        matrices rather than to the (edges x size) outputs, which saves a pass over them."""
+        scales = scales or [1.0] * len(self.outputs)
         # [W | b] against [h | 1]: one plain matrix product per output. addmm would first copy
         # the broadcast bias into every row of its wide output, 40% of its time on a CPU.
-        return [features @ torch.cat([layer.weight, layer.bias.unsqueeze(1)], dim=1).t() for layer in self.outputs]
+        return [features @ (torch.cat([layer.weight, layer.bias.unsqueeze(1)], dim=1) * scale).t()
+                for layer, scale in zip(self.outputs, scales)]
 
     def forward(self, embedding: torch.Tensor) -> List[torch.Tensor]:
         return self.last(self.features(embedding))

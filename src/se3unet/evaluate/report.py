@@ -23,7 +23,7 @@ from ..atomic import write_atomically
 from ..data.dataset import LandmarkDataset, collate, to_device
 from ..data.prepare import MANIFEST
 from ..data.reference import REFERENCE, ReferenceFace
-from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, landmark_spreads, load_model
+from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, landmark_uncertainty, load_model
 from ..inference.confidence import ConfidenceModel, confidence_for
 from ..model import SE3Unet
 from ..pretrained import pretrained_path
@@ -108,7 +108,7 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
     reference = ReferenceFace.load(cache / REFERENCE) if baseline else None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     heat_all, labels_all, target_all, errors, base_errors, examples = [], [], [], [], [], []
-    predicted_mm, true_mm, indices, rotations, translations_mm, spreads_mm = [], [], [], [], [], []
+    predicted_mm, true_mm, indices, rotations, translations_mm, uncertainty_mm = [], [], [], [], [], []
     for start in progress(range(0, count, batch_size), desc=condition.name):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
         # the landmarks scored, in the model's order: [B, K, 3] landmarks, [B, N, K] heatmaps and labels
@@ -121,10 +121,10 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
         heat, predicted = decode(logits.cpu(), batch["points"], decoding,  # metrics and plots on the CPU
                                  None if offsets is None else offsets.cpu())
         votes = None if offsets is None or decoding.landmarks != "offset_vote" else offsets.cpu()
-        spreads = landmark_spreads(batch["points"], heat, predicted, votes, decoding.fraction)
+        uncertainty = landmark_uncertainty(batch["points"], heat, predicted, votes, decoding.fraction)
         heat, predicted = heat[..., match.model_columns], predicted[:, match.model_columns]
         errors.append(landmark_errors_mm(predicted, batch["landmarks"], batch["scale"]))
-        spreads_mm.append(spreads * batch["scale"].view(-1, 1))  # every landmark of the model: what it calibrates
+        uncertainty_mm.append(uncertainty * batch["scale"].view(-1, 1))  # every landmark of the model: what it calibrates
         mm = batch["scale"].view(-1, 1, 1)
         predicted_mm.append(predicted * mm)
         true_mm.append(batch["landmarks"] * mm)
@@ -151,11 +151,11 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
         "mean_iou": np.nanmean(iou, axis=1).tolist(),
         "error": error_statistics(torch.cat(errors).numpy()),
     }
-    spread = torch.cat(spreads_mm).numpy().astype(np.float64)
+    uncertain = torch.cat(uncertainty_mm).numpy().astype(np.float64)
     if trust is not None:  # the checkpoint's own calibration, for a single reading of each scan
-        confidence = trust.one_pass(spread)[:, match.model_columns]
+        confidence = trust.one_pass(uncertain)[:, match.model_columns]
         result["confidence"] = confidence_statistics(confidence, torch.cat(errors).numpy())
-    spread = spread[:, match.model_columns]
+    uncertain = uncertain[:, match.model_columns]
     if base_errors:
         result["baseline_error"] = error_statistics(torch.cat(base_errors).numpy())
     result["_examples"] = examples
@@ -163,7 +163,7 @@ def evaluate_condition(model: SE3Unet, checkpoint: Checkpoint, cache: Path, spli
                               "true_mm": torch.cat(true_mm).numpy().astype(np.float32),
                               "scan": torch.cat(indices).numpy(), "rotation": torch.cat(rotations).numpy(),
                               "translation_mm": torch.cat(translations_mm).numpy(),
-                              "spread_mm": spread.astype(np.float32)}
+                              "uncertainty_mm": uncertain.astype(np.float32)}
     if trust is not None:
         result["_predictions"]["confidence_mm"] = confidence.astype(np.float32)
     return result

@@ -18,7 +18,7 @@ import torch
 from ..model import UNetConfig, build_network
 from .checkpoint import Checkpoint, InferenceState, Provenance, ResumeState, ScanSettings, convert_legacy
 from .decode import (Decoding, decode, heatmaps_from_logits, landmark_errors_mm, landmark_spreads,
-                     landmarks_from_heatmaps, vote_spread)
+                     landmark_uncertainty, landmarks_from_heatmaps, vote_spread)
 
 
 def choose_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -50,5 +50,5 @@ def load_model(path: Union[str, Path], device: Union[str, torch.device] = "cpu")
 __all__ = [
     "Checkpoint", "Decoding", "InferenceState", "Provenance", "ResumeState", "ScanSettings", "build_model",
     "choose_device", "convert_legacy", "decode", "heatmaps_from_logits", "landmark_errors_mm",
-    "landmark_spreads", "landmarks_from_heatmaps", "load_model", "vote_spread",
+    "landmark_spreads", "landmark_uncertainty", "landmarks_from_heatmaps", "load_model", "vote_spread",
 ]

@@ -1,17 +1,18 @@
 """A confidence for every landmark: its likely error in mm, from what the model already computes.
 
-The raw signal is a landmark's vote spread (``decode.landmark_spreads``): how far the votes of
-the points near its peak lie from it. A ``Calibration`` turns spreads into expected errors in
-two parts, both fitted on scans of a seed that neither training nor evaluation uses
-(experiments/confidence.py): each landmark's mean error (the jaw is read worse than the nose
-tip whatever its spread), times a monotone function of the spread relative to that landmark's
-typical spread (a reading whose votes disagree more than usual is likely worse than usual).
+The raw signal is a landmark's uncertainty (``decode.landmark_uncertainty``: how far its votes
+spread over the heatmap and how far the vote lies from the heatmap's own mean), and for
+predict's averaged samplings also how far the samplings disagree. A ``Calibration`` turns it
+into an expected error in two parts, both fitted on scans of a seed that neither training nor
+evaluation uses (experiments/confidence.py): each landmark's mean error (the jaw is read worse
+than the nose tip whatever its signal), times a monotone function of the signal relative to
+that landmark's typical signal (a reading less sure than usual is likely worse than usual).
 
 A calibration belongs to the checkpoint it was fitted for: it is stored beside it as
 ``NAME.confidence.json`` with the checkpoint file's SHA-256, and any other checkpoint gets no
 confidence (``confidence_for``). The same file holds the "no face here" threshold on the
-scan-level score ``face_score``: the median over landmarks of spread / typical spread, about 1
-on a face, tens on a sphere.
+scan-level score ``face_score``: the median over landmarks of uncertainty / typical
+uncertainty, about 1 on a face, tens on a sphere.
 """
 
 from __future__ import annotations
@@ -40,38 +41,38 @@ def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndar
 
 @dataclass(frozen=True)
 class Calibration:
-    """Vote spreads [..., K] (mm) -> expected errors [..., K] (mm)."""
+    """Uncertainties [..., K] (mm) -> expected errors [..., K] (mm)."""
 
-    typical_mm: Tuple[float, ...]  # per landmark: the median spread on the calibration scans
+    typical_mm: Tuple[float, ...]  # per landmark: the median uncertainty on the calibration scans
     scale_mm: Tuple[float, ...]  # per landmark: the mean error there
-    knots: Tuple[float, ...]  # relative spreads (spread / typical), ascending: the bins' medians
+    knots: Tuple[float, ...]  # relative uncertainties (/ typical), ascending: the bins' medians
     values: Tuple[float, ...]  # error / scale in each bin, made nondecreasing
 
-    def __call__(self, spreads_mm: np.ndarray) -> np.ndarray:
-        relative = np.asarray(spreads_mm, dtype=np.float64) / np.asarray(self.typical_mm)
+    def __call__(self, signal_mm: np.ndarray) -> np.ndarray:
+        relative = np.asarray(signal_mm, dtype=np.float64) / np.asarray(self.typical_mm)
         knots, values = np.asarray(self.knots), np.asarray(self.values)
         factor = np.interp(np.log(np.maximum(relative, 1e-12)), np.log(knots), values)
-        # Past the last bin the error grows in proportion to the spread (no face: 20-40x the
-        # typical spread); interpolation alone would cap it at what faces reach.
+        # Past the last bin the error grows in proportion to the signal (no face: tens of times
+        # the typical one); interpolation alone would cap it at what faces reach.
         beyond = relative > knots[-1]
         factor = np.where(beyond, values[-1] * relative / knots[-1], factor)
         return factor * np.asarray(self.scale_mm)
 
-    def face_score(self, spreads_mm: np.ndarray) -> np.ndarray:
-        """[...]: the median over landmarks of spread / typical spread: about 1 on a face."""
-        return np.nanmedian(np.asarray(spreads_mm, dtype=np.float64) / np.asarray(self.typical_mm), axis=-1)
+    def face_score(self, signal_mm: np.ndarray) -> np.ndarray:
+        """[...]: the median over landmarks of uncertainty / typical uncertainty: about 1 on a face."""
+        return np.nanmedian(np.asarray(signal_mm, dtype=np.float64) / np.asarray(self.typical_mm), axis=-1)
 
     @classmethod
-    def fit(cls, spreads_mm: np.ndarray, errors_mm: np.ndarray, bins: int = 10) -> "Calibration":
-        """From readings [M, K] of spreads and their errors (NaN where a landmark is undefined)."""
-        spreads_mm, errors_mm = np.asarray(spreads_mm, np.float64), np.asarray(errors_mm, np.float64)
-        usable = np.isfinite(spreads_mm) & np.isfinite(errors_mm)
+    def fit(cls, signal_mm: np.ndarray, errors_mm: np.ndarray, bins: int = 10) -> "Calibration":
+        """From readings [M, K] of uncertainties and their errors (NaN where a landmark is undefined)."""
+        signal_mm, errors_mm = np.asarray(signal_mm, np.float64), np.asarray(errors_mm, np.float64)
+        usable = np.isfinite(signal_mm) & np.isfinite(errors_mm)
         if usable.sum(0).min() < 2:
             raise ValueError("every landmark needs at least 2 calibration readings")
-        masked_spreads = np.where(usable, spreads_mm, np.nan)
-        typical = np.nanmedian(masked_spreads, axis=0)
+        masked = np.where(usable, signal_mm, np.nan)
+        typical = np.nanmedian(masked, axis=0)
         scale = np.nanmean(np.where(usable, errors_mm, np.nan), axis=0)
-        relative = (masked_spreads / typical)[usable]
+        relative = (masked / typical)[usable]
         ratio = (errors_mm / scale)[usable]
         order = np.argsort(relative)
         groups = np.array_split(order, bins)
