@@ -162,11 +162,14 @@ def face_scores(calibration: Calibration, reading_spreads: np.ndarray) -> np.nda
 
 
 def fit_command(args) -> None:
-    one_pass = Calibration.fit(*one_pass_data(args.one_pass))
+    signal, one_pass_errors = one_pass_data(args.one_pass)
+    one_pass = Calibration.fit(signal, one_pass_errors)
     with np.load(args.readings) as data:
         spreads, errors = data["uncertainty_mm"], data["error_mm"]
         averaged = Calibration.fit(averaged_signal(spreads[:, 2:].mean(1), data["disagreement_mm"]), errors)
-        face = face_scores(one_pass, spreads)
+        # Faces as predict reads them, and single readings of whole scans (a head in one pass
+        # scores higher than its face crop): no face of either kind may be refused.
+        face = np.concatenate([face_scores(one_pass, spreads), one_pass.face_score(signal)])
     with np.load(args.shapes) as data:
         shape = face_scores(one_pass, data["uncertainty_mm"])
         shape_kinds = list(data["kind"])
@@ -175,7 +178,7 @@ def fit_command(args) -> None:
     checkpoint = Path(args.checkpoint or pretrained_path())
     ConfidenceModel(file_sha256(checkpoint), one_pass, averaged, threshold,
                     made_by="bash experiments/confidence.sh").save(confidence_path(checkpoint))
-    print(f"one pass: {len(one_pass_data(args.one_pass)[0])} readings; averaged: {len(errors)} scans; "
+    print(f"one pass: {len(signal)} readings; averaged: {len(errors)} scans; "
           f"face scores of faces at most {face.max():.2f}, of the choice shapes at least {shape.min():.1f} "
           f"({', '.join(f'{k} {s:.1f}' for k, s in zip(shape_kinds, shape))}): threshold {threshold:.2f}")
     print(f"wrote {confidence_path(checkpoint)}")

@@ -24,15 +24,15 @@ for name in sfm ict ict-head sfm-effects ict-effects ict-head-effects; do
         se3unet evaluate --cache "$cache" --output "$OUT/cal-$name" --preprocessing raw --perturbations both --quiet >/dev/null
     calibration+=("$OUT/cal-$name/predictions.npz")
 done
-# Predict's path (face found, cropped, 32 samplings) on 12 ICT faces, 12 ICT heads, 12 Surrey faces.
-[ -f "$OUT/readings-555.npz" ] || python experiments/confidence.py readings --seed 555 --identities 12 --output "$OUT/readings-555.npz"
+# Predict's path (face found, cropped, 32 samplings) on 6 ICT faces, 6 ICT heads, 6 Surrey faces.
+[ -f "$OUT/readings-555.npz" ] || python experiments/confidence.py readings --seed 555 --identities 6 --output "$OUT/readings-555.npz"
 [ -f "$OUT/shapes-choice.npz" ] || python experiments/confidence.py shapes --set choice --output "$OUT/shapes-choice.npz"
 python experiments/confidence.py fit --one-pass "${calibration[@]}" --readings "$OUT/readings-555.npz" \
     --shapes "$OUT/shapes-choice.npz" | tee "$OUT/fit.txt"
 [ "${STAGE:-all}" = fit ] && exit 0
 # Measured on seed 777: the evaluation sets (experiments/evaluate_pretrained.sh keeps their
 # predictions in cache/evaluation/predictions/), predict's path, and shapes none of the threshold saw.
-[ -f "$OUT/readings-777.npz" ] || python experiments/confidence.py readings --seed 777 --identities 12 --output "$OUT/readings-777.npz"
+[ -f "$OUT/readings-777.npz" ] || python experiments/confidence.py readings --seed 777 --identities 6 --output "$OUT/readings-777.npz"
 [ -f "$OUT/shapes-test.npz" ] || python experiments/confidence.py shapes --set test --output "$OUT/shapes-test.npz"
 python experiments/confidence.py measure --one-pass cache/evaluation/predictions/*.npz --readings "$OUT/readings-777.npz" \
     --shapes "$OUT/shapes-test.npz" | tee experiments/results/pretrained/confidence.txt

@@ -122,3 +122,12 @@ def test_without_a_confidence_file_predict_writes_what_it_always_did(face_obj, t
     assert main(["predict", str(face_obj), "--checkpoint", str(tmp_path / "m.pt"), "--output", str(tmp_path / "o"),
                  "--no-picture", "--samplings", "2", "--device", "cpu"]) == 0
     assert next(csv.reader((tmp_path / "o" / "face.landmarks.csv").open())) == ["landmark", "x", "y", "z"]
+
+
+def test_the_shipped_weights_carry_their_own_confidence():
+    from se3unet.pretrained import pretrained_path
+
+    model = confidence_for(pretrained_path())  # None (and a warning) if face68.pt was re-made without it
+    assert model is not None and len(model.one_pass.scale_mm) == len(model.averaged.scale_mm) == 68
+    assert 1.0 < model.no_face_score < 20.0  # a face scores about 1, a sphere tens
+    assert "experiments/confidence.sh" in model.made_by
