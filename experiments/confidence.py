@@ -30,6 +30,7 @@ import trimesh
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
+from se3unet.data.errors import DataError
 from se3unet.data.ict import IctFaceModel
 from se3unet.data.io import Surface
 from se3unet.data.sfm import SurreyFaceModel
@@ -122,12 +123,18 @@ def shapes_command(args) -> None:
     model, checkpoint = load_model(pretrained_path())
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
     rng = np.random.default_rng(1 if args.set == "choice" else 2)
-    kinds, spreads = [], []
+    kinds, spreads, refused = [], [], []
+    readings = 2 + LocateSettings().samplings
     for kind, shape in tqdm(list(shapes(args.set, rng)), desc=f"{args.set} shapes"):
-        _, reading_spreads, _ = read_scan(read, _surface(shape), rng)
+        try:
+            _, reading_spreads, _ = read_scan(read, _surface(shape), rng)
+            refused.append("")
+        except DataError as error:  # predict refuses it before any face score (too little surface to crop)
+            reading_spreads = np.full((readings, len(checkpoint.inference.landmark_names)), np.inf)
+            refused.append(error.problem)
         kinds.append(kind)
         spreads.append(reading_spreads)
-    save(args.output, kind=np.array(kinds), uncertainty_mm=np.stack(spreads))
+    save(args.output, kind=np.array(kinds), uncertainty_mm=np.stack(spreads), refused=np.array(refused))
 
 
 def save(path: str, **arrays) -> None:
@@ -167,20 +174,25 @@ def fit_command(args) -> None:
     with np.load(args.readings) as data:
         spreads, errors = data["uncertainty_mm"], data["error_mm"]
         averaged = Calibration.fit(averaged_signal(spreads[:, 2:].mean(1), data["disagreement_mm"]), errors)
-        # Faces as predict reads them, and single readings of whole scans (a head in one pass
-        # scores higher than its face crop): no face of either kind may be refused.
-        face = np.concatenate([face_scores(one_pass, spreads), one_pass.face_score(signal)])
+        face = face_scores(one_pass, spreads)  # faces as predict reads them: found, cropped
     with np.load(args.shapes) as data:
         shape = face_scores(one_pass, data["uncertainty_mm"])
+        shape_one_pass = one_pass.face_score(data["uncertainty_mm"][:, 0])  # the whole scan's reading
         shape_kinds = list(data["kind"])
-    # Midway (geometrically) between the least face-like face and the most face-like shape.
+    # Midway (geometrically) between the least face-like face and the most face-like shape, for
+    # predict's readings and, separately, for single readings of whole scans (--whole-scan: a
+    # head in one pass looks less like a face than its crop does).
     threshold = float(np.sqrt(face.max() * shape.min()))
+    single = one_pass.face_score(signal)
+    threshold_one_pass = float(np.sqrt(single.max() * shape_one_pass.min()))
     checkpoint = Path(args.checkpoint or pretrained_path())
-    ConfidenceModel(file_sha256(checkpoint), one_pass, averaged, threshold,
+    ConfidenceModel(file_sha256(checkpoint), one_pass, averaged, threshold, threshold_one_pass,
                     made_by="bash experiments/confidence.sh").save(confidence_path(checkpoint))
-    print(f"one pass: {len(signal)} readings; averaged: {len(errors)} scans; "
-          f"face scores of faces at most {face.max():.2f}, of the choice shapes at least {shape.min():.1f} "
-          f"({', '.join(f'{k} {s:.1f}' for k, s in zip(shape_kinds, shape))}): threshold {threshold:.2f}")
+    print(f"one pass: {len(signal)} readings; averaged: {len(errors)} scans; predict's face scores of faces at "
+          f"most {face.max():.2f}, of the choice shapes at least {shape.min():.1f} "
+          f"({', '.join(f'{k} {s:.1f}' for k, s in zip(shape_kinds, shape))}): threshold {threshold:.2f}; "
+          f"single readings of faces and heads at most {single.max():.2f}, of the shapes at least "
+          f"{shape_one_pass.min():.1f}: threshold {threshold_one_pass:.2f}")
     print(f"wrote {confidence_path(checkpoint)}")
 
 
@@ -210,7 +222,7 @@ def measure_command(args) -> None:
         all_confidence.append(confidence)
         all_errors.append(errors)
         stats = confidence_statistics(confidence, errors)
-        print(statistics_line(f"one pass, {Path(path).parent.name}", stats))
+        print(statistics_line(f"one pass, {Path(path).stem}", stats))
     pooled = confidence_statistics(np.concatenate(all_confidence), np.concatenate(all_errors))
     print(statistics_line("one pass, all six sets", pooled))
     curves["one pass, 720 scans of 6 sets"] = pooled["deciles"]
@@ -225,15 +237,19 @@ def measure_command(args) -> None:
     curves[f"predict, {len(errors)} scans"] = stats["deciles"]
     with np.load(args.shapes) as data:
         shape = face_scores(trust.one_pass, data["uncertainty_mm"])
-        shape_kinds = list(data["kind"])
+        shape_one_pass = trust.one_pass.face_score(data["uncertainty_mm"][:, 0])
+        shape_kinds = [f"{k} (refused: {r})" if r else str(k) for k, r in zip(data["kind"], data["refused"])]
     one_pass_scores = [trust.one_pass.face_score(one_pass_data([p])[0]) for p in args.one_pass]
-    flagged_faces = sum(int((s > trust.no_face_score).sum()) for s in one_pass_scores)
-    total = sum(len(s) for s in one_pass_scores)
-    print(f"no face (threshold {trust.no_face_score:.2f}): test shapes flagged {int((shape > trust.no_face_score).sum())} "
-          f"of {len(shape)} (lowest score {shape.min():.1f}: "
-          f"{', '.join(f'{k} {s:.1f}' for k, s in zip(shape_kinds, shape))}); seed-777 scans flagged in one pass "
-          f"{flagged_faces} of {total} (highest score {max(s.max() for s in one_pass_scores):.2f}); predict's faces "
-          f"flagged {int((face > trust.no_face_score).sum())} of {len(face)} (highest {face.max():.2f})")
+    scores = np.concatenate(one_pass_scores)
+    print(f"no face, predict (threshold {trust.no_face_score:.2f}): test shapes flagged "
+          f"{int((shape > trust.no_face_score).sum())} of {len(shape)} ("
+          f"{', '.join(f'{k} {s:.1f}' for k, s in zip(shape_kinds, shape))}); seed-777 faces and heads flagged "
+          f"{int((face > trust.no_face_score).sum())} of {len(face)} (highest {face.max():.2f})")
+    print(f"no face, single readings (--whole-scan, threshold {trust.no_face_score_one_pass:.2f}): the "
+          f"{len(scores)} seed-777 scans flagged {int((scores > trust.no_face_score_one_pass).sum())} (highest "
+          f"{scores.max():.2f}; {int((scores <= trust.no_face_score).sum())} of them score at most predict's threshold "
+          f"in their whole scan's reading alone, the lowest of predict's candidates bounds); test shapes flagged "
+          f"{int((shape_one_pass > trust.no_face_score_one_pass).sum())} of {len(shape)}")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, deciles in curves.items():
         predicted = [d["confidence_mm"] for d in deciles]
@@ -244,12 +260,14 @@ def measure_command(args) -> None:
     axes[0].set(xlabel="predicted error, mean per decile (mm)", ylabel="actual error, mean per decile (mm)",
                 title="Calibration by decile of confidence (seed 777)")
     axes[0].legend(fontsize=8)
-    scores = np.concatenate(one_pass_scores)
-    bins = np.logspace(np.log10(min(scores.min(), face.min()) * 0.8), np.log10(max(shape.max(), 10) * 1.2), 40)
+    bins = np.logspace(np.log10(min(scores.min(), face.min()) * 0.8),
+                       np.log10(max(shape[np.isfinite(shape)].max(), 10) * 1.2), 40)
     axes[1].hist(scores, bins=bins, alpha=0.6, label=f"faces and heads, one pass ({len(scores)})")
     axes[1].hist(face, bins=bins, alpha=0.6, label=f"faces and heads, predict ({len(face)})")
-    axes[1].hist(shape, bins=bins, alpha=0.8, label=f"test shapes, predict ({len(shape)})")
-    axes[1].axvline(trust.no_face_score, color="k", ls="--", label="no-face threshold")
+    axes[1].hist(shape[np.isfinite(shape)], bins=bins, alpha=0.8,
+                 label=f"test shapes, predict ({np.isfinite(shape).sum()}; {(~np.isfinite(shape)).sum()} refused)")
+    axes[1].axvline(trust.no_face_score, color="k", ls="--", label="no-face threshold (predict)")
+    axes[1].axvline(trust.no_face_score_one_pass, color="k", ls=":", label="no-face threshold (--whole-scan)")
     axes[1].set(xscale="log", xlabel="face score (median spread / typical spread)", ylabel="scans",
                 title="No face here: face scores")
     axes[1].legend(fontsize=8)

@@ -66,7 +66,7 @@ def _tiny_checkpoint(path):
 def _confidence_file(checkpoint, threshold):
     spreads, errors = _synthetic(np.random.default_rng(0), landmarks=6)
     calibration = Calibration.fit(spreads * 1e-3, errors)  # tiny untrained votes: any spread is "typical"
-    model = ConfidenceModel(file_sha256(checkpoint), calibration, calibration, threshold, made_by="the test")
+    model = ConfidenceModel(file_sha256(checkpoint), calibration, calibration, threshold, threshold, made_by="the test")
     model.save(confidence_path(checkpoint))
     return model
 

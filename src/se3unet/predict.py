@@ -109,9 +109,11 @@ class Verdict:
 
     confidence: np.ndarray  # [K]: each landmark's likely error
     face_score: float  # the best of the readings that could hold the face; about 1 on a face
+    threshold: float  # above it: no face here
 
-    def no_face(self, model: ConfidenceModel) -> bool:
-        return not self.face_score <= model.no_face_score  # NaN (nothing read) is no face either
+    @property
+    def no_face(self) -> bool:
+        return not self.face_score <= self.threshold  # NaN (nothing read) is no face either
 
 
 def averaged_signal(uncertainty: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
@@ -129,8 +131,9 @@ def judge(located: Located, model: ConfidenceModel, samplings: int, mm_per_unit:
     else:
         likely = model.one_pass(located.uncertainty * mm_per_unit)
     scores = [float(model.one_pass.face_score(r.uncertainty * mm_per_unit)) for r in located.readings]
-    candidates = scores[:2] + [float(np.median(scores[2:]))] if len(scores) > 2 else scores
-    return Verdict(likely / mm_per_unit, min(candidates))
+    cropped = len(scores) > 2
+    candidates = scores[:2] + [float(np.median(scores[2:]))] if cropped else scores
+    return Verdict(likely / mm_per_unit, min(candidates), model.no_face_threshold(cropped))
 
 
 def output_names(paths: Sequence[Path]) -> List[str]:
@@ -202,9 +205,9 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
         if verdict is not None:
             result["face_score"] = round(verdict.face_score, 3)
             result["mean_confidence"] = round(float(np.nanmean(verdict.confidence)), 3)
-            if verdict.no_face(trust):
+            if verdict.no_face:
                 problem = (f"no face here: the readings do not look like a face (face score {verdict.face_score:.1f}, "
-                           f"faces score about 1, above {trust.no_face_score:.1f} is no face)")
+                           f"faces score about 1, above {verdict.threshold:.2f} is no face)")
                 if not keep_no_face:
                     results.append({**result, "error": f"{path}: {problem}; --keep-no-face writes its landmarks anyway"})
                     continue

@@ -96,18 +96,25 @@ class ConfidenceModel:
     checkpoint_sha256: str
     one_pass: Calibration  # a single reading of a scan (evaluate, predict --samplings 1 --no-crop)
     averaged: Calibration  # predict's landmarks: the mean of its samplings of the face crop
-    no_face_score: float  # face_score above this: "no face here"
+    no_face_score: float  # predict's face score (face found and cropped) above this: "no face here"
+    # The same for a single reading of a whole scan (--whole-scan): a head read in one pass
+    # looks less like a face than its crop does, so it has its own threshold.
+    no_face_score_one_pass: float
     made_by: str = ""  # the command that made the file
+
+    def no_face_threshold(self, cropped: bool) -> float:
+        return self.no_face_score if cropped else self.no_face_score_one_pass
 
     def to_dict(self) -> Dict[str, object]:
         return {"checkpoint_sha256": self.checkpoint_sha256, "one_pass": self.one_pass.to_dict(),
-                "averaged": self.averaged.to_dict(), "no_face_score": self.no_face_score, "made_by": self.made_by}
+                "averaged": self.averaged.to_dict(), "no_face_score": self.no_face_score,
+                "no_face_score_one_pass": self.no_face_score_one_pass, "made_by": self.made_by}
 
     @classmethod
     def from_dict(cls, values: Dict[str, object]) -> "ConfidenceModel":
         return cls(str(values["checkpoint_sha256"]), Calibration.from_dict(values["one_pass"]),
                    Calibration.from_dict(values["averaged"]), float(values["no_face_score"]),
-                   str(values.get("made_by", "")))
+                   float(values["no_face_score_one_pass"]), str(values.get("made_by", "")))
 
     def save(self, path: Union[str, Path]) -> None:
         from ..atomic import write_text_atomically
