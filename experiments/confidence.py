@@ -268,7 +268,7 @@ def measure_command(args) -> None:
                  label=f"test shapes, predict ({np.isfinite(shape).sum()}; {(~np.isfinite(shape)).sum()} refused)")
     axes[1].axvline(trust.no_face_score, color="k", ls="--", label="no-face threshold (predict)")
     axes[1].axvline(trust.no_face_score_one_pass, color="k", ls=":", label="no-face threshold (--whole-scan)")
-    axes[1].set(xscale="log", xlabel="face score (median spread / typical spread)", ylabel="scans",
+    axes[1].set(xscale="log", xlabel="face score (median uncertainty / typical)", ylabel="scans",
                 title="No face here: face scores")
     axes[1].legend(fontsize=8)
     figure.tight_layout()

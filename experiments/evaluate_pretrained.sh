@@ -9,16 +9,8 @@
 set -euo pipefail
 OUT=${OUT:-experiments/results/pretrained}
 mkdir -p "$OUT"
-EFFECTS="--holes 1 --fov 0.7 --view 0.3 --density 0.3"
-declare -A SETS=(
-    [sfm]="--source sfm"
-    [ict]="--source ict"
-    [ict-head]="--source ict --region head"
-    [sfm-effects]="--source sfm $EFFECTS"
-    [ict-effects]="--source ict $EFFECTS"
-    [ict-head-effects]="--source ict --region head $EFFECTS"
-)
-for name in sfm ict ict-head sfm-effects ict-effects ict-head-effects; do
+source "$(dirname "$0")/evaluation_sets.sh"
+for name in $SET_NAMES; do
     cache=$(se3unet prepare ${SETS[$name]} --subjects 100 --val 0 --test 60 --expressions 2 --noise 0.3 --seed 777 \
         --cache-dir cache/evaluation --workers 1 --quiet | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["cache"])')
     echo "$name: $cache"
