@@ -348,7 +348,7 @@ def test_demo_gives_the_same_answer_on_a_busy_machine(sfm_dir, tmp_path, capsys,
     real = clock.perf_counter
     monkeypatch.setattr("se3unet.train.trainer.time.perf_counter", lambda: real() * 1000.0)
     busy = _tiny_demo(sfm_dir, tmp_path / "busy", capsys)
-    assert busy["steps"] == idle["steps"] == 3  # 12 subjects, 70% for training: 7 scans, batches of 2
+    assert busy["steps"] == idle["steps"] == 4  # 12 subjects: 9 for training, batches of 2
     assert busy["error_mm"] == idle["error_mm"] and busy["baseline_error_mm"] == idle["baseline_error_mm"]
 
 
