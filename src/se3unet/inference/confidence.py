@@ -25,18 +25,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
-
-
-def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The nondecreasing sequence nearest ``values`` in weighted least squares."""
-    blocks = [[float(v), float(w), 1] for v, w in zip(values, weights)]
-    merged = []
-    for block in blocks:
-        merged.append(block)
-        while len(merged) > 1 and merged[-2][0] > merged[-1][0]:
-            (v1, w1, n1), (v2, w2, n2) = merged[-2], merged[-1]
-            merged[-2:] = [[(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2]]
-    return np.concatenate([[v] * n for v, _, n in merged])
+from scipy.optimize import isotonic_regression
 
 
 @dataclass(frozen=True)
@@ -78,7 +67,7 @@ class Calibration:
         groups = np.array_split(order, bins)
         knots = np.array([np.median(relative[g]) for g in groups])
         means = np.array([ratio[g].mean() for g in groups])
-        values = _pool_adjacent_violators(means, np.array([len(g) for g in groups], float))
+        values = isotonic_regression(means, weights=np.array([len(g) for g in groups], float)).x
         return cls(tuple(typical.tolist()), tuple(scale.tolist()), tuple(knots.tolist()), tuple(values.tolist()))
 
     def to_dict(self) -> Dict[str, object]:
