@@ -4,19 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from helpers import write_obj
+from helpers import sphere_mesh, write_obj
 
 from se3unet.data.errors import DataError
 from se3unet.data.io import read_landmarks, read_surface
 from se3unet.data.prepare import PrepareConfig, prepare
 from se3unet.data.sources import ArchiveSource, FaceScapeSource, FolderSource
-
-
-def sphere_mesh(radius=80.0, subdivisions=3):
-    import trimesh
-
-    mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
-    return np.asarray(mesh.vertices), np.asarray(mesh.faces)
 
 
 @pytest.fixture

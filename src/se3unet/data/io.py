@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from .errors import DataError, DataWarning
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off")
 CLOUD_SUFFIXES = (".npy", ".xyz")
 SCAN_SUFFIXES = MESH_SUFFIXES + CLOUD_SUFFIXES
-LANDMARK_SUFFIXES = (".npy", ".txt", ".csv", ".json")
 
 
 @dataclass
@@ -110,27 +108,8 @@ def _load_text(path: Path) -> np.ndarray:
 
 
 def read_landmarks(path: Union[str, Path]) -> np.ndarray:
-    """Landmarks [K, 3] from .npy, .txt/.csv (one 'x y z' row each) or .json (a list of
-    [x, y, z], or {"landmarks": [...]}); NaN marks a missing landmark."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "no such landmark file")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        values = _load_npy(path)
-    elif suffix in (".txt", ".csv"):
-        values = _load_text(path)
-    elif suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DataError(path, f"invalid JSON ({error})") from None
-        if isinstance(data, dict):
-            data = data.get("landmarks", data)
-        try:
-            values = np.array(data, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError(path, "expected a list of [x, y, z] landmarks") from None
-    else:
-        raise DataError(path, f"unsupported landmark format {suffix!r}; use one of {LANDMARK_SUFFIXES}")
-    return _check_points(path, np.asarray(values, dtype=np.float64), "landmarks", allow_nan=True)
+    """Landmarks [K, 3] of a landmark file in any format data/landmark_files.py reads, in the
+    file's order; NaN marks a missing landmark."""
+    from .landmark_files import read_landmark_file
+
+    return read_landmark_file(path).points

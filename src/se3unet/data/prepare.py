@@ -38,7 +38,7 @@ MANIFEST = "manifest.json"
 # Settings added after version 2, with their defaults: they enter a cache's name only when set,
 # so the caches made before them keep their names.
 ADDED_SETTINGS = {"surround": 0.0, "face_crop": 0.0, "face_crop_share": 1.0, "surround_twin": False,
-                  "surround_kind": "synthetic"}
+                  "surround_kind": "synthetic", "landmark_names": None, "landmarks_file": None}
 CROP_JITTER_MM = 2.0  # per axis: the face crop's centre is off the nose tip as predict's first pass is
 
 
@@ -54,6 +54,9 @@ class PrepareConfig:
     facescape_expressions: Tuple[str, ...] = ("neutral",)
     crop_radius: float = 100.0  # FaceScape face-region crop around the nose tip, mm
     mm_per_unit: float = 1.0  # folder: millimetres per file unit
+    # folder: the landmark set (default: the union of the files' names); names outside it are refused
+    landmark_names: Optional[Tuple[str, ...]] = None
+    landmarks_file: Optional[str] = None  # folder: a TPS file with every scan's landmarks (ID= the scan's stem)
     samples: int = 8192  # surface samples per mesh
     points: int = 2048  # kept by farthest point sampling
     val: float = 0.1  # fraction of subjects (< 1) or count (>= 1)
@@ -81,6 +84,8 @@ class PrepareConfig:
     def to_dict(self) -> Dict:
         d = asdict(self)
         d["facescape_expressions"] = list(self.facescape_expressions)
+        if self.landmark_names is not None:
+            d["landmark_names"] = list(self.landmark_names)
         return d
 
     @classmethod
@@ -88,6 +93,8 @@ class PrepareConfig:
         d = dict(d)
         d["scanner"] = ScannerEffects(**d.get("scanner", {}))
         d["facescape_expressions"] = tuple(d.get("facescape_expressions", ("neutral",)))
+        if d.get("landmark_names") is not None:
+            d["landmark_names"] = tuple(d["landmark_names"])
         return cls(**d)
 
     def digest(self) -> str:
@@ -118,7 +125,7 @@ def make_source(config: PrepareConfig):
     if config.source == "archive":
         return ArchiveSource(config.path)
     if config.source == "folder":
-        return FolderSource(config.path, config.mm_per_unit)
+        return FolderSource(config.path, config.mm_per_unit, config.landmark_names, config.landmarks_file)
     raise ValueError(f"unknown source {config.source!r}; use sfm, facescape, archive or folder")
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .errors import DataError
-from .io import LANDMARK_SUFFIXES, SCAN_SUFFIXES, Surface, read_landmarks, read_surface
+from .io import SCAN_SUFFIXES, Surface, read_surface
+from .landmark_files import FORMATS, NamedLandmarks, is_unnamed, read_landmark_file, read_tps
+
+# Landmark files that may sit beside a scan as <stem>.<suffix>: suffixes no scan has.
+BESIDE_FORMATS = ("mrk.json", "fcsv", "ljson", "pts")
 
 FACESCAPE_EXPRESSIONS = (
     "neutral", "smile", "mouth_stretch", "anger", "jaw_left", "jaw_right", "jaw_forward", "mouth_left",
@@ -286,35 +290,96 @@ class ArchiveSource:
 
 class FolderSource:
     """Scans (.obj .ply .stl .off .npy .xyz) anywhere under ``root``, each with a landmark file
-    beside it named ``<stem>.landmarks.<npy|txt|csv|json>``. The subject is the scan's first
-    folder under root (``root/alice/smile.obj`` -> alice), or its stem for scans at the top.
-    ``mm_per_unit`` says how many millimetres a unit of the files is."""
+    beside it: ``<stem>.landmarks.<any format>`` or ``<stem>.<mrk.json|fcsv|ljson|pts>`` (data/
+    landmark_files.py), or a row of a TPS file for the collection (``collection``, or every .tps
+    file at the top of root), matched by its ID= to the scan's stem. The subject is the scan's
+    first folder under root (``root/alice/smile.obj`` -> alice), or its stem for scans at the top.
+    ``mm_per_unit`` says how many millimetres a unit of the files is.
+
+    The landmark set is the union of the names in the files, in the order first met; a name a
+    file lacks is missing there (NaN: skipped by losses and metrics). ``names``: the set instead;
+    a file naming a landmark outside it is refused, and a file without names (LM1, ...: .npy,
+    .txt, TPS) takes the list's names in order."""
 
     name = "folder"
 
-    def __init__(self, root: Union[str, Path], mm_per_unit: float = 1.0):
+    def __init__(self, root: Union[str, Path], mm_per_unit: float = 1.0, names: Optional[Sequence[str]] = None,
+                 collection: Optional[Union[str, Path]] = None):
         self.root, self.mm_per_unit = Path(root), mm_per_unit
         if not self.root.is_dir():
             raise DataError(self.root, "no such folder")
+        self.names = list(names) if names else None
+        tps = [Path(collection)] if collection else sorted(self.root.glob("*.tps"))
+        self.collection: Dict[str, Tuple[str, NamedLandmarks]] = {}
+        for path in tps:
+            for specimen, found in read_tps(path).items():
+                if specimen in self.collection:
+                    raise DataError(path, f"ID {specimen!r} is also in {self.collection[specimen][0]}")
+                self.collection[specimen] = (str(path), found)
+        self._entries = self._find()
+        found = self._union()  # every file read once here: a bad one is refused before any work
+        self.landmark_names = self.names or found
 
     @staticmethod
     def landmark_file(scan: Path) -> Optional[Path]:
-        for suffix in LANDMARK_SUFFIXES:
-            candidate = scan.with_name(f"{scan.stem}.landmarks{suffix}")
-            if candidate.is_file():
-                return candidate
+        for fmt, suffix in FORMATS.items():
+            candidates = [scan.with_name(f"{scan.stem}.landmarks{suffix}")]
+            if fmt in BESIDE_FORMATS:
+                candidates.append(scan.with_name(scan.stem + suffix))
+            for candidate in candidates:
+                if candidate.is_file():
+                    return candidate
         return None
 
+    def _named(self, origin: str, found: NamedLandmarks) -> NamedLandmarks:
+        """A file's landmarks under the user's names, refused when it names others."""
+        if self.names is None:
+            return found
+        if is_unnamed(found.names):
+            if len(found.names) > len(self.names):
+                raise DataError(origin, f"has {len(found.names)} unnamed landmarks but the landmark set names "
+                                        f"{len(self.names)}")
+            return NamedLandmarks(self.names[:len(found.names)], found.points)
+        outside = [n for n in found.names if n not in self.names]
+        if outside:
+            raise DataError(origin, f"names landmarks outside the landmark set: {', '.join(outside[:8])}")
+        return found
+
+    def _read(self, key) -> NamedLandmarks:
+        scan, origin = key
+        if origin.lower().endswith(".tps"):
+            return self._named(f"{origin} (ID {Path(scan).stem})", self.collection[Path(scan).stem][1])
+        return self._named(origin, read_landmark_file(origin))
+
+    def _union(self) -> List[str]:
+        names: Dict[str, None] = {}
+        counts = set()
+        for entry in self._entries:
+            found = self._read(entry.key)
+            if self.names is None and is_unnamed(found.names):  # by position: a different count is a mistake
+                counts.add(len(found.names))
+                if len(counts) > 1:
+                    raise DataError(entry.origin, f"has {len(found.names)} landmarks, other scans "
+                                                  f"{min(counts - {len(found.names)})}; files without names must "
+                                                  f"all hold the same landmarks in the same order")
+            names.update(dict.fromkeys(found.names))
+        return list(names)
+
     def load(self, key) -> RawScan:
-        scan, landmarks = (Path(k) for k in key)
-        return RawScan(read_surface(scan), read_landmarks(landmarks), self.mm_per_unit)
+        landmarks = self._read(key).arranged(self.landmark_names)
+        return RawScan(read_surface(key[0]), landmarks, self.mm_per_unit)
 
     def entries(self) -> List[Entry]:
+        return list(self._entries)
+
+    def _find(self) -> List[Entry]:
         found, unlabelled = [], []
         for scan in sorted(self.root.rglob("*")):
             if scan.suffix.lower() not in SCAN_SUFFIXES or ".landmarks" in scan.name or not scan.is_file():
                 continue
             landmarks = self.landmark_file(scan)
+            if landmarks is None and scan.stem in self.collection:
+                landmarks = Path(self.collection[scan.stem][0])
             if landmarks is None:
                 unlabelled.append(scan.name)
                 continue
@@ -322,6 +387,7 @@ class FolderSource:
             subject = relative.parts[0] if len(relative.parts) > 1 else scan.stem
             found.append(Entry(subject, scan.stem, str(scan), (str(scan), str(landmarks))))
         if not found:
-            hint = f" ({len(unlabelled)} scans without a <stem>.landmarks.* file)" if unlabelled else ""
-            raise DataError(self.root, f"no scans with landmark files{hint}")
+            hint = f" ({len(unlabelled)} scans without a landmark file)" if unlabelled else ""
+            raise DataError(self.root, f"no scans with landmark files (<stem>.landmarks.csv, <stem>.mrk.json, "
+                                       f"<stem>.fcsv, <stem>.ljson, <stem>.pts, a .tps with ID=<stem>, ...){hint}")
         return found

@@ -21,6 +21,7 @@ import torch
 from .. import plots
 from ..atomic import write_atomically
 from ..data.dataset import LandmarkDataset, collate, to_device
+from ..data.landmark_files import is_unnamed
 from ..data.prepare import MANIFEST
 from ..data.reference import REFERENCE, ReferenceFace
 from ..inference import Checkpoint, choose_device, decode, landmark_errors_mm, landmark_uncertainty, load_model
@@ -77,8 +78,8 @@ class LandmarkMatch:
 
     @classmethod
     def between(cls, model_names: Sequence[str], cache_names: Optional[Sequence[str]], cache: Path) -> "LandmarkMatch":
-        if cache_names is None:  # a cache without names: its landmarks are the model's, in order
-            cache_names = list(model_names)
+        if cache_names is None or is_unnamed(cache_names):  # files without names: the model's, in order
+            cache_names = list(model_names)[:len(cache_names)] if cache_names else list(model_names)
         position = {name: i for i, name in enumerate(model_names)}
         pairs = [(name, position[name], j) for j, name in enumerate(cache_names) if name in position]
         if not pairs:
