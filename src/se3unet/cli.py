@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import typing
+from pathlib import Path
 from typing import List, Optional
 
 
@@ -81,7 +82,8 @@ def _prepare(args: argparse.Namespace) -> int:
         landmark_indices=args.landmark_indices, subjects=args.subjects,
         expressions=args.expressions, facescape_expressions=tuple(args.facescape_expressions),
         crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
-        val=args.val, test=args.test, seed=args.seed, surround=args.surround, face_crop=args.face_crop,
+        landmark_names=tuple(args.landmark_names) if args.landmark_names else None,
+        landmarks_file=str(Path(args.landmarks_file).resolve()) if args.landmarks_file else None, val=args.val, test=args.test, seed=args.seed, surround=args.surround, face_crop=args.face_crop,
         face_crop_share=args.face_crop_share, surround_twin=args.surround_twin, surround_kind=args.surround_kind,
         scanner=ScannerEffects(noise=args.noise, holes=args.holes, hole_radius=args.hole_radius, crop=args.crop,
                                outliers=args.outliers, fov=args.fov, fov_min=args.fov_min, fov_max=args.fov_max,
@@ -125,15 +127,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .predict import predict
-
+    from .inference import Checkpoint
     from .locate import LocateSettings
+    from .predict import predict, scan_list
+    from .pretrained import pretrained_path
 
-    locating = LocateSettings(crop=not args.whole_scan, radius_mm=args.crop_radius, samplings=args.samplings,
-                              candidates=args.candidates)
-    results = predict(args.scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
+    # How the checkpoint is read (a fine-tuned model may read whole scans), unless the options say
+    reading = Checkpoint.load(args.checkpoint or pretrained_path()).inference.reading
+    locating = LocateSettings(crop=reading.crop and not args.whole_scan, radius_mm=args.crop_radius or reading.radius_mm,
+                              samplings=args.samplings, candidates=args.candidates)
+    scans = scan_list(args.scans, args.list)
+    results = predict(scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
                       device=args.device, html=args.html, unit=args.unit, locating=locating,
-                      keep_no_face=args.keep_no_face)
+                      keep_no_face=args.keep_no_face, shard=args.shard, progress=not args.quiet)
     failed = [r for r in results if "error" in r]
     for r in results:
         if "error" in r:
@@ -141,9 +147,28 @@ def _predict(args: argparse.Namespace) -> int:
             continue
         trust = (f" (likely error {r['mean_confidence']:.1f} {args.unit} on average, face score {r['face_score']:.2f}"
                  f"{': NO FACE, kept as asked' if r.get('no_face') else ''})" if "face_score" in r else "")
-        print(f"{r['scan']}: {r['landmarks']}{trust}")
+        done = " (done before, skipped)" if r.get("status") == "done before" else ""
+        print(f"{r['scan']}: {r['landmarks']}{trust}{done}")
     print(json.dumps({"predicted": len(results) - len(failed), "failed": len(failed), "results": results}))
     return 1 if failed else 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from .finetune import finetune
+    from .inference import ReadSettings
+
+    reading = ReadSettings(crop=not args.whole_scan, radius_mm=args.crop_radius)
+    summary = finetune(args.data, args.output, checkpoint=args.checkpoint, keep=args.keep, steps=args.steps,
+                       freeze=args.freeze, new_landmarks=args.new_landmarks, names=args.landmark_names,
+                       landmarks_file=args.landmarks_file, mm_per_unit=args.mm_per_unit, reading=reading, lr=args.lr,
+                       batch_size=args.batch_size, seed=args.seed, workers=args.workers, progress=not args.quiet,
+                       overrides=args.set)
+    print(f"{summary['checkpoint']}: {len(summary['landmarks'])} landmarks "
+          f"({len(summary['added']) if args.keep else len(summary['landmarks'])} learned from "
+          f"{summary['training_scans']} scans in {summary['steps']} steps, {summary['seconds'] / 60:.1f} min); "
+          f"use it with: se3unet predict --checkpoint {summary['checkpoint']} SCANS")
+    print(json.dumps(summary))
+    return 0
 
 
 def _convert_checkpoint(args: argparse.Namespace) -> int:
@@ -185,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.prepare import PrepareConfig
     from .data.preprocess import ScannerEffects
     from .predict import UNITS
+    from .data.landmark_files import WRITTEN_FORMATS
 
     Help = argparse.ArgumentDefaultsHelpFormatter  # every command's --help shows its defaults
 
@@ -225,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--crop-radius", type=float, default=default.crop_radius,
                       help="FaceScape: crop around the nose tip, mm")
     prep.add_argument("--mm-per-unit", type=float, default=default.mm_per_unit, help="folder: millimetres per file unit")
+    prep.add_argument("--landmark-names", nargs="+",
+                      help="folder: the landmark set (default: every name in the files); files naming others are "
+                           "refused, files without names (LM1, ...) take these names in order")
+    prep.add_argument("--landmarks", dest="landmarks_file",
+                      help="folder: a TPS file holding every scan's landmarks, matched by ID= to the scan's stem "
+                           "(default: the .tps files at the folder's top)")
     prep.add_argument("--samples", type=int, default=default.samples, help="surface samples per mesh")
     prep.add_argument("--points", type=int, default=default.points, help="points kept by farthest point sampling")
     prep.add_argument("--val", type=float, default=default.val, help="validation subjects: fraction (< 1) or count")
@@ -300,10 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(run=_evaluate)
 
     pr = commands.add_parser("predict", help="landmarks for scans in any pose (.obj .ply .stl .off .npy .xyz)", formatter_class=Help)
-    pr.add_argument("scans", nargs="+", help="mesh or point-cloud files, in millimetres")
+    pr.add_argument("scans", nargs="*", help="mesh or point-cloud files (in millimetres), or folders of them")
+    pr.add_argument("--list", help="a text file naming one scan per line (as a scheduler's job list)")
+    pr.add_argument("--shard", help="K/N: only the K-th of N equal shares of the scans (K from 1), for job arrays")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.add_argument("--checkpoint", help="a checkpoint written by train (default: the shipped model)")
     pr.add_argument("--output", default="predictions", help="folder for landmark files and pictures")
-    pr.add_argument("--format", choices=["csv", "json"], default="csv", help="landmark file format")
+    pr.add_argument("--format", choices=list(WRITTEN_FORMATS), default="csv",
+                    help="landmark files: csv, json, 3D Slicer (mrk.json, fcsv; LPS), TPS (also one landmarks.tps "
+                         "for all), menpo ljson, IDAV pts")
     pr.add_argument("--no-picture", action="store_true", help="skip the picture of each scan (faster)")
     pr.add_argument("--unit", default="mm", choices=list(UNITS),
                     help="the scans' unit: a scan implausibly large or small in it is refused, naming the likely unit")
@@ -311,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a page per scan to turn around in a browser (offline), and index.html for several")
     pr.add_argument("--samplings", type=int, default=32,
                     help="sample the face this many times and average the landmarks (1: fastest)")
-    pr.add_argument("--crop-radius", type=float, default=120.0,
-                    help="mm: the face is read as a sphere this large around the nose tip found")
+    pr.add_argument("--crop-radius", type=float,
+                    help="mm: the face is read as a sphere this large around the nose tip found (default: the "
+                         "checkpoint's, 120 for the shipped model)")
     pr.add_argument("--candidates", type=int, default=16,
                     help="face-sized crops tried when the face is a small part of the scan (a head, shoulders)")
     pr.add_argument("--whole-scan", action="store_true",
@@ -322,6 +360,37 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write landmarks for scans that do not look like a face too (they count as failed otherwise)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     pr.set_defaults(run=_predict)
+
+    ft = commands.add_parser("finetune", formatter_class=Help,
+                             help="a model for your landmarks: fine-tune the shipped model on a few annotated scans")
+    ft.add_argument("data", help="a folder of scans with landmark files beside them (<stem>.mrk.json, .fcsv, .ljson, "
+                                 ".pts, .landmarks.csv/json/txt/npy) or a .tps file at its top (ID= the scan's stem)")
+    ft.add_argument("--output", default="runs/finetune", help="folder for the cache, the run and model.pt")
+    ft.add_argument("--checkpoint", help="the model to start from (default: the shipped model)")
+    ft.add_argument("--keep", action="store_true",
+                    help="keep the model's own landmarks beside yours (files need not carry them)")
+    ft.add_argument("--steps", type=int, default=300, help="optimizer steps (a fixed number, whatever the machine)")
+    ft.add_argument("--freeze", choices=["none", "backbone"],
+                    help="backbone: train the head alone (default with --keep, where it keeps the model's own "
+                         "landmarks exactly; else none)")
+    ft.add_argument("--new-landmarks", choices=["nearest", "fresh"], default="nearest",
+                    help="how outputs for your landmarks start: from the model's nearest landmark, or fresh")
+    ft.add_argument("--landmark-names", nargs="+",
+                    help="the landmark set (default: every name in the files); files without names take these in order")
+    ft.add_argument("--landmarks", dest="landmarks_file", help="a TPS file with every scan's landmarks")
+    ft.add_argument("--mm-per-unit", type=float, default=1.0, help="millimetres per unit of the files")
+    ft.add_argument("--whole-scan", action="store_true",
+                    help="the model reads whole scans (landmarks far from the face: ears, the back of the head); "
+                         "recorded in the checkpoint for predict")
+    ft.add_argument("--crop-radius", type=float, default=120.0,
+                    help="mm: predict reads a sphere this large around the nose tip found (recorded in the checkpoint)")
+    ft.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    ft.add_argument("--batch-size", type=int, default=4, help="scans per step")
+    ft.add_argument("--seed", type=int, default=0, help="seed of the poses, scanner effects and batch order")
+    ft.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes preparing the scans")
+    ft.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE", help="override training fields")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    ft.set_defaults(run=_finetune)
 
     convert = commands.add_parser("convert-checkpoint", formatter_class=Help,
                                   help="rewrite a checkpoint of se3unet < 0.2 in today's format (unpickles it: "

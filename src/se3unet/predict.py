@@ -8,19 +8,21 @@ the training data (data/preprocess.py), the model and the checkpoint's decoding 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from .data.errors import DataError
-from .data.io import Surface, read_surface
+from .data.io import SCAN_SUFFIXES, Surface, read_surface
+from .data.landmark_files import FORMATS, WRITTEN_FORMATS, format_landmarks
 from .data.preprocess import ModelInput, model_input, surface_points
 from .atomic import write_text_atomically
 from .inference import ScanSettings, choose_device, load_model
@@ -86,21 +88,10 @@ def check_extent(surface: Surface, path: Path, unit: str) -> None:
 
 def write_landmarks(path: Path, landmarks: np.ndarray, names: Sequence[str], fmt: str, source: Path,
                     confidence: Optional[np.ndarray] = None, face_score: Optional[float] = None) -> None:
-    """A landmark file; with ``confidence``, each landmark's likely error (the scan's unit)
-    beside it, and the scan's face score (about 1 on a face)."""
-    if fmt == "json":
-        record = {"scan": str(source), "landmarks": {n: [float(v) for v in p] for n, p in zip(names, landmarks)}}
-        if confidence is not None:
-            record["confidence"] = {n: float(c) for n, c in zip(names, confidence)}
-            record["face_score"] = face_score
-        write_text_atomically(path, json.dumps(record, indent=1))
-        return
-    rows = [["landmark", "x", "y", "z"] + (["confidence"] if confidence is not None else [])]
-    for i, (n, p) in enumerate(zip(names, landmarks)):
-        rows.append([n, *(f"{v:.7g}" for v in p)] + ([f"{confidence[i]:.3g}"] if confidence is not None else []))
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)  # any unit
-    write_text_atomically(path, buffer.getvalue())
+    """A landmark file in ``fmt`` (data/landmark_files.py WRITTEN_FORMATS); with ``confidence``,
+    each landmark's likely error (the scan's unit) where the format has room, and the scan's
+    face score (about 1 on a face) in json."""
+    write_text_atomically(path, format_landmarks(names, landmarks, fmt, str(source), confidence, face_score))
 
 
 @dataclass
@@ -156,10 +147,68 @@ def output_names(paths: Sequence[Path]) -> List[str]:
     return ["__".join(r.relative_to(common).parts) if n in clash else n for r, n in zip(resolved, names)]
 
 
+def scan_list(scans: Sequence[str], list_file: Optional[str] = None) -> List[str]:
+    """The scans named: files as given, every scan file under a folder (sorted), and the lines
+    of ``list_file`` (one path per line; # comments), in that order."""
+    named = list(scans)
+    if list_file:
+        path = Path(list_file)
+        if not path.is_file():
+            raise DataError(path, "no such scan list")
+        named += [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    found: List[str] = []
+    for item in named:
+        path = Path(item)
+        if path.is_dir():
+            inside = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in SCAN_SUFFIXES and p.is_file()
+                            and ".landmarks" not in p.name)
+            if not inside:
+                raise DataError(path, f"holds no scans ({', '.join(SCAN_SUFFIXES)})")
+            found += inside
+        else:
+            found.append(item)
+    if not found:
+        raise ValueError("no scans given: name files, folders or --list FILE")
+    return found
+
+
+def shard_of(count: int, shard: Optional[str]) -> List[int]:
+    """The indices of ``count`` items in shard "K/N" (K from 1): every N-th from the K-th, so
+    N processes split a collection without overlap; all of them without a shard."""
+    if not shard:
+        return list(range(count))
+    try:
+        k, n = (int(v) for v in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like K/N (e.g. 3/8), got {shard!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {shard}: K must be between 1 and N")
+    return list(range(k - 1, count, n))
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+SUMMARY_FIELDS = ["scan", "name", "status", "seconds", "mean_confidence", "face_score", "error"]
+
+
+def write_summary(path: Path, rows: List[Dict[str, object]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, SUMMARY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomically(path, buffer.getvalue())
+
+
 def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: str = "csv", picture: bool = True,
             device: str = "auto", timings: Optional[Timings] = None, html: bool = False,
             unit: str = "mm", locating: LocateSettings = LocateSettings(),
-            keep_no_face: bool = False) -> List[Dict[str, object]]:
+            keep_no_face: bool = False, shard: Optional[str] = None, progress: bool = False) -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     (naming the file) set and nothing written for files that cannot be used. ``timings``
     collects the seconds of each stage over all scans (read, sample, fps, model, write, picture,
@@ -167,13 +216,21 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     (se3unet.pages), and index.html listing them when there are several. ``unit``: the scans'
     unit (UNITS); landmarks are written in it, in each scan's own coordinates. ``locating``: how
     the face is found in a larger scan and how many samplings of it are averaged (se3unet.locate).
+    ``fmt``: a landmark file format (WRITTEN_FORMATS); tps also writes landmarks.tps for all.
 
     With a confidence model made for the checkpoint (the shipped one has one), every landmark
     gets its likely error and every scan a face score; a scan that does not look like a face
     gets ``error`` ("no face here") and no files, or, with ``keep_no_face``, its files and
-    ``no_face`` True."""
+    ``no_face`` True.
+
+    Many scans: ``shard`` "K/N" takes every N-th scan from the K-th (outputs are named over the
+    whole list, so shards never collide); a scan whose outputs were written before with the same
+    checkpoint and settings is skipped (status "done before": a killed run resumes); summary.csv
+    (summary-K-of-N.csv for a shard) lists every scan's status, seconds and mean confidence."""
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
+    if fmt not in WRITTEN_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(WRITTEN_FORMATS)}; got {fmt!r}")
     checkpoint = pretrained_path() if checkpoint is None else checkpoint
     device = choose_device(device)
     model, saved = load_model(checkpoint, device)
@@ -182,60 +239,100 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     trust = confidence_for(checkpoint)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    results = []
+    settings = json.dumps({"checkpoint": file_digest(Path(checkpoint)), "format": fmt, "picture": picture,
+                           "html": html, "unit": unit, "locating": asdict(locating), "keep_no_face": keep_no_face},
+                          sort_keys=True)
     names = output_names([Path(scan) for scan in scans])
-    for scan, name in zip(scans, names):
-        path = Path(scan)
-        try:
-            with timed(timings, "read"):
-                surface = read_surface(path)
-            check_extent(surface, path, unit)
-            prepared = surface_input(surface, path, inference.scan, timings=timings)
-        except DataError as error:
-            results.append({"scan": str(path), "error": str(error)})
+    chosen = shard_of(len(scans), shard)
+    results = []
+    from tqdm import tqdm
+
+    for index in tqdm(chosen, desc="scans", unit="scan", disable=not progress):
+        scan, name = scans[index], names[index]
+        started = time.perf_counter()
+        record = out / f"{name}.done.json"
+        previous = _done_before(record, settings)
+        if previous is not None:
+            results.append({**previous, "status": "done before", "name": name})
             continue
-        with timed(timings, "model"):  # every pass: crops, the hierarchy (FPS levels, kNN), decoding
-            try:
-                located = locate_readings(surface, path, prepared, read, locating, UNITS[unit])
-            except DataError as error:
-                results.append({"scan": str(path), "error": str(error)})
-                continue
-        landmarks, result = located.landmarks, {"scan": str(path)}
-        verdict = judge(located, trust, locating.samplings if locating.crop else 1, UNITS[unit]) if trust else None
-        if verdict is not None:
-            result["face_score"] = round(verdict.face_score, 3)
-            result["mean_confidence"] = round(float(np.nanmean(verdict.confidence)), 3)
-            if verdict.no_face:
-                problem = (f"no face here: the readings do not look like a face (face score {verdict.face_score:.1f}, "
-                           f"faces score about 1, above {verdict.threshold:.2f} is no face)")
-                if not keep_no_face:
-                    results.append({**result, "error": f"{path}: {problem}; --keep-no-face writes its landmarks anyway"})
-                    continue
-                result["no_face"] = True
-        target = out / f"{name}.landmarks.{fmt}"
-        confidence = None if verdict is None else verdict.confidence
-        with timed(timings, "write"):
-            write_landmarks(target, landmarks, inference.landmark_names, fmt, path, confidence,
-                            None if verdict is None else verdict.face_score)
-        result["landmarks"] = str(target)
-        if picture:
-            from .plots import scan_picture  # matplotlib only when a picture is wanted
-
-            image = out / f"{name}.png"
-            with timed(timings, "picture"):
-                scan_picture(prepared.points * prepared.scale + prepared.centre, landmarks, image, title=path.name,
-                             names=inference.landmark_names)
-            result["picture"] = str(image)
-        if html:
-            from .pages import write_scan_page  # plotly only when a page is wanted
-
-            with timed(timings, "page"):
-                result["page"] = str(write_scan_page(out / f"{name}.html", path.name, surface.vertices,
-                                                     surface.triangles, landmarks, inference.landmark_names, unit,
-                                                     confidence=confidence))
+        result = _predict_one(Path(scan), name, out, read, trust, fmt, picture, html, unit, locating, keep_no_face,
+                              timings)
+        result["name"], result["seconds"] = name, round(time.perf_counter() - started, 2)
+        result["status"] = "failed" if "error" in result else ("no face (kept)" if result.get("no_face") else "ok")
+        if "error" not in result:
+            write_text_atomically(record, json.dumps({"settings": settings, "result": result}))
         results.append(result)
     if html and len(scans) > 1:
         from .pages import write_index
 
         write_index(out / "index.html", results)
+    if fmt == "tps":  # one collection file, as morphometrics tools read them
+        texts = [Path(r["landmarks"]).read_text() for r in results if "landmarks" in r]
+        write_text_atomically(out / ("landmarks.tps" if not shard else f"landmarks-{shard.replace('/', '-of-')}.tps"),
+                              "".join(texts))
+    write_summary(out / ("summary.csv" if not shard else f"summary-{shard.replace('/', '-of-')}.csv"), results)
     return results
+
+
+def _done_before(record: Path, settings: str) -> Optional[Dict[str, object]]:
+    """The result written for a scan with the same settings whose files are all there, else None."""
+    if not record.is_file():
+        return None
+    try:
+        done = json.loads(record.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    result = done.get("result", {})
+    files = [result[k] for k in ("landmarks", "picture", "page") if k in result]
+    if done.get("settings") != settings or not all(Path(f).is_file() for f in files):
+        return None
+    return result
+
+
+def _predict_one(path: Path, name: str, out: Path, read: LandmarkReader, trust: Optional[ConfidenceModel], fmt: str,
+                 picture: bool, html: bool, unit: str, locating: LocateSettings, keep_no_face: bool,
+                 timings: Optional[Timings]) -> Dict[str, object]:
+    """One scan's landmark file (and picture, page); its result, with ``error`` when it failed."""
+    inference = read.inference
+    try:
+        with timed(timings, "read"):
+            surface = read_surface(path)
+        check_extent(surface, path, unit)
+        prepared = surface_input(surface, path, inference.scan, timings=timings)
+        with timed(timings, "model"):  # every pass: crops, the hierarchy (FPS levels, kNN), decoding
+            located = locate_readings(surface, path, prepared, read, locating, UNITS[unit])
+    except DataError as error:
+        return {"scan": str(path), "error": str(error)}
+    landmarks, result = located.landmarks, {"scan": str(path)}
+    verdict = judge(located, trust, locating.samplings if locating.crop else 1, UNITS[unit]) if trust else None
+    if verdict is not None:
+        result["face_score"] = round(verdict.face_score, 3)
+        result["mean_confidence"] = round(float(np.nanmean(verdict.confidence)), 3)
+        if verdict.no_face:
+            problem = (f"no face here: the readings do not look like a face (face score {verdict.face_score:.1f}, "
+                       f"faces score about 1, above {verdict.threshold:.2f} is no face)")
+            if not keep_no_face:
+                return {**result, "error": f"{path}: {problem}; --keep-no-face writes its landmarks anyway"}
+            result["no_face"] = True
+    target = out / f"{name}.landmarks{FORMATS[fmt]}"
+    confidence = None if verdict is None else verdict.confidence
+    with timed(timings, "write"):
+        write_landmarks(target, landmarks, inference.landmark_names, fmt, path, confidence,
+                        None if verdict is None else verdict.face_score)
+    result["landmarks"] = str(target)
+    if picture:
+        from .plots import scan_picture  # matplotlib only when a picture is wanted
+
+        image = out / f"{name}.png"
+        with timed(timings, "picture"):
+            scan_picture(prepared.points * prepared.scale + prepared.centre, landmarks, image, title=path.name,
+                         names=inference.landmark_names)
+        result["picture"] = str(image)
+    if html:
+        from .pages import write_scan_page  # plotly only when a page is wanted
+
+        with timed(timings, "page"):
+            result["page"] = str(write_scan_page(out / f"{name}.html", path.name, surface.vertices,
+                                                 surface.triangles, landmarks, inference.landmark_names, unit,
+                                                 confidence=confidence))
+    return result

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ import torch
 from ..geometry.hierarchy import Level, repose, stack_levels
 from ..geometry.icp import align
 from .preprocess import binary_labels, fewer_points, gaussian_heatmaps, random_rigid_motion
-from .prepare import load_split
+from .prepare import MANIFEST, load_split
 from .reference import REFERENCE, ReferenceFace
 
 HierarchyBuilder = Callable[[torch.Tensor], List[Level]]
@@ -36,9 +37,12 @@ class LandmarkDataset(torch.utils.data.Dataset):
     def __init__(self, cache: Union[str, Path], split: str, sigma: float = 0.08, threshold: float = 0.5,
                  rotate: bool = True, translation: float = 0.0, realign: bool = False,
                  hierarchy: Optional[HierarchyBuilder] = None, seed: int = 0, fixed_pose: bool = False,
-                 rebuild_hierarchy: bool = False, num_points: Optional[int] = None):
+                 rebuild_hierarchy: bool = False, num_points: Optional[int] = None,
+                 landmark_names: Optional[Sequence[str]] = None):
         self.cache, self.split = Path(cache), split
         self.data = load_split(self.cache, split)
+        if landmark_names is not None:  # the model's landmarks by name; those the cache lacks are missing
+            self.data = dict(self.data, landmarks=arranged_landmarks(self.cache, self.data["landmarks"], landmark_names))
         if num_points is not None and num_points != self.data["points"].shape[1]:
             self.data = fewer_points(self.data, num_points)
         self.reference = ReferenceFace.load(self.cache / REFERENCE) if realign else None
@@ -98,6 +102,20 @@ class LandmarkDataset(torch.utils.data.Dataset):
                 self._hierarchies[index] = self.hierarchy_builder(canonical)
             item["hierarchy"] = repose(self._hierarchies[index], item["points"][None])
         return item
+
+
+def arranged_landmarks(cache: Path, landmarks: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """[S, K, 3] in the order of ``names`` from a cache's landmarks, matched by the names its
+    manifest records; NaN (missing, skipped by the losses) for a name it lacks."""
+    cached = json.loads((cache / MANIFEST).read_text()).get("landmark_names")
+    if not cached:
+        raise ValueError(f"{cache}: its landmarks have no names to place among {', '.join(names[:3])}, ...")
+    unknown = [n for n in cached if n not in names]
+    if unknown:
+        raise ValueError(f"{cache}: landmarks {', '.join(unknown[:5])} are not among the model's")
+    out = np.full((len(landmarks), len(names), 3), np.nan, dtype=landmarks.dtype)
+    out[:, [list(names).index(n) for n in cached]] = landmarks
+    return out
 
 
 def collate(items: List[Dict[str, object]]) -> Dict[str, object]:

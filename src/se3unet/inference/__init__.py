@@ -16,7 +16,8 @@ from typing import Tuple, Union
 import torch
 
 from ..model import UNetConfig, build_network
-from .checkpoint import Checkpoint, InferenceState, Provenance, ResumeState, ScanSettings, convert_legacy
+from .checkpoint import (Checkpoint, InferenceState, Provenance, ReadSettings, ResumeState, ScanSettings,
+                         convert_legacy)
 from .decode import (Decoding, decode, heatmaps_from_logits, landmark_errors_mm, landmark_spreads,
                      landmark_uncertainty, landmarks_from_heatmaps, vote_spread)
 
@@ -48,7 +49,7 @@ def load_model(path: Union[str, Path], device: Union[str, torch.device] = "cpu")
 
 
 __all__ = [
-    "Checkpoint", "Decoding", "InferenceState", "Provenance", "ResumeState", "ScanSettings", "build_model",
+    "Checkpoint", "Decoding", "InferenceState", "Provenance", "ReadSettings", "ResumeState", "ScanSettings", "build_model",
     "choose_device", "convert_legacy", "decode", "heatmaps_from_logits", "landmark_errors_mm",
     "landmark_spreads", "landmark_uncertainty", "landmarks_from_heatmaps", "load_model", "vote_spread",
 ]

@@ -42,6 +42,16 @@ class ScanSettings:
 
 
 @dataclass(frozen=True)
+class ReadSettings:
+    """How `predict` reads a scan with this model (its defaults; options override them): crop a
+    sphere of ``radius_mm`` around the nose tip found (around the mean of the landmarks found
+    when the model has no nose tip), or ``crop`` False: the whole scan in one pass."""
+
+    crop: bool = True
+    radius_mm: float = 120.0
+
+
+@dataclass(frozen=True)
 class Provenance:
     command: str = ""  # the command line that trained the model
     data_digest: str = ""  # the prepared cache's configuration digest (its folder name)
@@ -58,16 +68,19 @@ class InferenceState:
     scan: ScanSettings = field(default_factory=ScanSettings)
     decoding: Decoding = field(default_factory=Decoding)
     provenance: Provenance = field(default_factory=Provenance)
+    reading: ReadSettings = field(default_factory=ReadSettings)
 
     def to_mapping(self) -> Dict[str, Any]:
         return {"model_config": self.model_config, "weights": self.weights, "landmark_names": list(self.landmark_names),
-                "scan": asdict(self.scan), "decoding": self.decoding.to_dict(), "provenance": asdict(self.provenance)}
+                "scan": asdict(self.scan), "decoding": self.decoding.to_dict(), "provenance": asdict(self.provenance),
+                "reading": asdict(self.reading)}
 
     @classmethod
     def from_mapping(cls, m: Dict[str, Any]) -> "InferenceState":
         return cls(model_config=dict(m["model_config"]), weights=dict(m["weights"]),
                    landmark_names=list(m["landmark_names"]), scan=_build(ScanSettings, m.get("scan", {})),
-                   decoding=_build(Decoding, m.get("decoding", {})), provenance=_build(Provenance, m.get("provenance", {})))
+                   decoding=_build(Decoding, m.get("decoding", {})), provenance=_build(Provenance, m.get("provenance", {})),
+                   reading=_build(ReadSettings, m.get("reading", {})))
 
 
 @dataclass

@@ -35,6 +35,9 @@ class UNetConfig:
     # GNormBias of every block: "bias" (the report's ReLU(|v| + b)) or "rms" (norms first
     # divided by their RMS over the channels: the signal keeps its size through depth)
     norm: Literal["bias", "rms"] = "bias"
+    # Fine-tuned to added landmarks beside kept ones: the last ``added_outputs`` of the
+    # ``num_outputs`` come from a head of their own (model/head.py AddedHead); 0: one head.
+    added_outputs: int = 0
     head_hidden: int = 64
     radial_hidden: int = 32
     # Recompute each convolution's per-edge work in the backward pass instead of storing it
@@ -46,6 +49,10 @@ class UNetConfig:
         check_choices(self, "model")
         if len(self.channels) < 1:
             raise ValueError("channels needs one entry per level")
+        if not 0 <= self.added_outputs < self.num_outputs:
+            raise ValueError(f"added_outputs must be in [0, num_outputs), got {self.added_outputs}")
+        if self.added_outputs and (self.architecture != "se3unet" or self.head == "cartesian"):
+            raise ValueError("added_outputs needs the se3unet architecture with the invariant or offset head")
         if 0 not in self.degrees or 1 not in self.degrees:
             raise ValueError(f"degrees must include 0 and 1 (the inputs' degrees), got {self.degrees}")
 

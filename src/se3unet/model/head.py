@@ -75,3 +75,21 @@ class OffsetHead(nn.Module):
 
     def forward(self, features: Features) -> torch.Tensor:
         return self.forward_with_offsets(features)[0]
+
+
+class AddedHead(nn.Module):
+    """The outputs of a fine-tuned model that kept its landmarks and added others: ``kept``, the
+    original head (trained on its landmarks, left as it was), and ``added``, a head of the same
+    kind for the new ones; their outputs side by side, kept first. Training only ``added`` (and
+    not the backbone) leaves every kept landmark exactly where the original model put it."""
+
+    def __init__(self, kept: nn.Module, added: nn.Module):
+        super().__init__()
+        self.kept, self.added = kept, added
+
+    def forward(self, features: Features) -> torch.Tensor:
+        return torch.cat([self.kept(features), self.added(features)], dim=-1)
+
+    def forward_with_offsets(self, features: Features) -> Tuple[torch.Tensor, torch.Tensor]:
+        (logits, offsets), (new_logits, new_offsets) = (h.forward_with_offsets(features) for h in (self.kept, self.added))
+        return torch.cat([logits, new_logits], dim=-1), torch.cat([offsets, new_offsets], dim=-2)

@@ -11,7 +11,7 @@ from ..equivariant import EquivariantGraph, Fiber, GNormBias, GSE3Res, LinearSE3
 from ..equivariant.fiber import Features
 from ..geometry.hierarchy import Level, build_hierarchy
 from .config import UNetConfig
-from .head import CartesianHead, InvariantHead, OffsetHead
+from .head import AddedHead, CartesianHead, InvariantHead, OffsetHead
 from .pooling import Pooling3D
 from .upsampling import Upsampling3D
 
@@ -103,7 +103,11 @@ class SE3Unet(nn.Module):
             fiber = outputs[level]
 
         head = {"cartesian": CartesianHead, "offset": OffsetHead}.get(c.head, InvariantHead)
-        self.head = head(fiber, c.num_outputs, c.head_hidden)
+        if c.added_outputs:
+            kept = c.num_outputs - c.added_outputs
+            self.head = AddedHead(head(fiber, kept, c.head_hidden), head(fiber, c.added_outputs, c.head_hidden))
+        else:
+            self.head = head(fiber, c.num_outputs, c.head_hidden)
 
     def hierarchy(self, positions: torch.Tensor) -> List[Level]:
         c = self.config
@@ -121,7 +125,7 @@ class SE3Unet(nn.Module):
         features = self.features(positions, hierarchy, normals)
         if not with_offsets:
             return self.head(features)
-        if isinstance(self.head, OffsetHead):
+        if hasattr(self.head, "forward_with_offsets"):
             return self.head.forward_with_offsets(features)
         return self.head(features), None
 

@@ -11,7 +11,7 @@ import copy
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Literal, Optional, Sequence, Union
+from typing import Any, Dict, Literal, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -47,6 +47,9 @@ class DataSettings:
     # A cache prepared as ``cache`` plus --surround-twin: each training scan's face without the
     # skull and neck around it, trained beside it (batches of twins) under loss.consistency.
     twin_cache: Optional[str] = None
+    # The landmarks the model predicts, by name, when they are more than the cache's (fine-tuning
+    # beside kept landmarks): the cache's placed by name, the others missing there
+    landmark_names: Optional[Tuple[str, ...]] = None
 
 
 @dataclass
@@ -89,6 +92,9 @@ class RunSettings:
     checkpoint_minutes: Optional[float] = 10.0
     val_scans: Optional[int] = None  # validate on the first n scans (None: all)
     init: Optional[str] = None  # fine-tune: start from this checkpoint's weights ("pretrained": the shipped model's)
+    # ... to landmarks the checkpoint lacks: their outputs start from its nearest landmark's, or fresh
+    init_new_landmarks: Literal["nearest", "fresh"] = "nearest"
+    freeze: Literal["none", "backbone"] = "none"  # backbone: only the head learns (with added_outputs: the added head)
 
 
 # What no annotation says: the values each setting may take (None passes for optional ones).

@@ -24,13 +24,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import __version__
 from ..data.dataset import LandmarkDataset, collate, to_device
+from ..data.landmark_files import is_unnamed
 from ..data.prepare import MANIFEST
 from ..evaluate.metrics import precision_recall_f1
-from ..inference import (Checkpoint, Decoding, InferenceState, Provenance, ResumeState, ScanSettings, decode,
-                         landmark_errors_mm)
+from ..inference import (Checkpoint, Decoding, InferenceState, Provenance, ResumeState, ScanSettings, build_model,
+                         decode, landmark_errors_mm)
 from ..model import UNetConfig, build_network
 from .config import ExperimentConfig, LossSettings, flat_settings
 from .distributed import Distributed, setup, teardown
+from .finetune_init import freeze_backbone
 from .losses import compute_loss, consistency_loss, offset_loss, positive_weights
 from .memory import release_freed_memory
 
@@ -82,13 +84,15 @@ def total_loss(loss: LossSettings, logits: torch.Tensor, offsets: Optional[torch
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, dataset: LandmarkDataset, loss: LossSettings, batch_size: int, device: torch.device,
+def validate(model: torch.nn.Module, dataset: Optional[LandmarkDataset], loss: LossSettings, batch_size: int, device: torch.device,
              pos_weight: Optional[torch.Tensor], limit: Optional[int] = None) -> Dict[str, float]:
     """Loss, landmark error and F1 at 0.5, averaged over every scan (the first ``limit``)."""
     was_training = model.training
     model.eval()
     decoding = Decoding.for_training(loss.name, model.config.head)
     losses, errors, f1 = [], [], []
+    if dataset is None:  # no validation scans (fine-tuning on a few): nothing to measure, last.pt is the result
+        return {"val_loss": math.nan, "val_error_mm": math.nan, "val_f1": math.nan}
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for chunk in all_batches(list(range(count)), batch_size):
         batch = to_device(collate([dataset[i] for i in chunk]), device)
@@ -107,7 +111,8 @@ def split_dataset(config: ExperimentConfig, split: str, model: torch.nn.Module, 
                   fixed_pose: bool = False, cache: Optional[str] = None) -> LandmarkDataset:
     d = config.data
     return LandmarkDataset(cache or d.cache, split, d.sigma, d.threshold, d.rotate, d.translation, d.realign,
-                           hierarchy=model.hierarchy, seed=seed, fixed_pose=fixed_pose, num_points=d.points)
+                           hierarchy=model.hierarchy, seed=seed, fixed_pose=fixed_pose, num_points=d.points,
+                           landmark_names=d.landmark_names)
 
 
 def twin_dataset(config: ExperimentConfig, train_set: LandmarkDataset, model: torch.nn.Module) -> LandmarkDataset:
@@ -211,7 +216,7 @@ class Run:
     model: torch.nn.Module  # SE3Unet or the EdgeConvUnet baseline
     network: torch.nn.Module  # the model, wrapped for DDP when distributed
     train_set: LandmarkDataset
-    val_set: LandmarkDataset
+    val_set: Optional[LandmarkDataset]  # None: the cache has no validation scans
     pos_weight: Optional[torch.Tensor]
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -236,12 +241,13 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     torch.manual_seed(config.run.seed)
     manifest = json.loads((Path(d.cache) / MANIFEST).read_text())
     model_config = config.model_config()
-    names = manifest.get("landmark_names")
+    names = list(d.landmark_names) if d.landmark_names else manifest.get("landmark_names")
     if "num_outputs" not in config.model and names:  # one output per landmark of the data, unless told
         model_config = model_config.replace(num_outputs=len(names))
     model = build_network(model_config).to(state.device)
     train_set = split_dataset(config, "train", model, config.run.seed)
-    val_set = split_dataset(config, "val", model, config.run.seed + 1, fixed_pose=True)
+    val_set = (split_dataset(config, "val", model, config.run.seed + 1, fixed_pose=True)
+               if manifest.get("sizes", {}).get("val", 1) else None)
     if bool(d.twin_cache) != bool(config.loss.consistency):  # either alone trains nothing it promises
         raise ValueError("data.twin_cache and loss.consistency go together: set both (a twin cache and a weight "
                          "above 0) or neither")
@@ -256,7 +262,9 @@ def start_run(config: ExperimentConfig, resume: bool, state: Distributed) -> Run
     run = Run(config, state, output, model_config, model, model, train_set, val_set, pos_weight, optimizer, scheduler,
               manifest, twin_set)
     if config.run.init and not (resume and (output / LAST).is_file()):
-        load_initial_weights(model, config.run.init, model_config, names)
+        load_initial_weights(model, config.run.init, model_config, names, train_set, config.run.init_new_landmarks)
+    if config.run.freeze == "backbone":
+        freeze_backbone(model)
     if resume and (output / LAST).is_file():
         saved = Checkpoint.load(output / LAST, state.device)
         if saved.resume is None:
@@ -297,25 +305,52 @@ def refuse_changed_settings(path: Path, saved: Dict[str, Any], now: Dict[str, An
 
 
 def load_initial_weights(model: torch.nn.Module, source: str, model_config: UNetConfig,
-                         names: Optional[List[str]]) -> None:
+                         names: Optional[List[str]], train_set: Optional[LandmarkDataset] = None,
+                         new_landmarks: str = "nearest") -> None:
     """Fine-tuning: the weights of a checkpoint (``"pretrained"``: the shipped model), refused with
-    the settings that differ when its model or its landmarks are not this run's."""
+    the settings that differ when its model is not this run's. Landmarks the checkpoint lacks
+    get outputs of their own (train/finetune_init.py; ``new_landmarks``: nearest or fresh, the
+    nearest found on the first training scans)."""
     from ..pretrained import pretrained_path
+    from .finetune_init import load_finetune_weights
 
     path = pretrained_path() if source == "pretrained" else Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"run.init: {path} is not a checkpoint file")
     saved = Checkpoint.load(path).inference
-    wanted = model_config.to_dict()
-    differing = sorted(k for k in set(wanted) | set(saved.model_config)
-                       if k != "recompute" and wanted.get(k) != saved.model_config.get(k))  # recompute: speed only
+    outputs = {"num_outputs", "added_outputs", "recompute"}  # recompute: speed only
+    wanted, theirs = model_config.to_dict(), UNetConfig.from_dict(saved.model_config).to_dict()
+    differing = sorted(k for k in wanted if k not in outputs and wanted[k] != theirs[k])
     if differing:
         raise ValueError(f"run.init: {path} holds a model that differs from this run's in "
-                         + ", ".join(f"{k} ({saved.model_config.get(k)!r} there, {wanted.get(k)!r} here)" for k in differing))
-    if names and list(names) != list(saved.landmark_names):
-        raise ValueError(f"run.init: {path} was trained on other landmarks than this cache's "
-                         f"({len(saved.landmark_names)} there, {len(names)} here)")
-    model.load_state_dict(saved.weights)
+                         + ", ".join(f"{k} ({theirs[k]!r} there, {wanted[k]!r} here)" for k in differing))
+    names = list(names or saved.landmark_names)
+    if names == list(saved.landmark_names) and not model_config.added_outputs:
+        model.load_state_dict(saved.weights)
+        return
+    if is_unnamed(names):
+        raise ValueError(f"run.init: {path} predicts named landmarks ({', '.join(saved.landmark_names[:3])}, ...) "
+                         f"but this cache's files name none (LM1, ...): name them, or give prepare --landmark-names")
+    nearest = None
+    new = [n for n in names if n not in saved.landmark_names]
+    if new_landmarks == "nearest" and new and train_set is not None:
+        nearest = dict(zip(new, _nearest_base_outputs(saved, train_set, [names.index(n) for n in new])))
+    load_finetune_weights(model, saved.weights, saved.landmark_names, names, nearest)
+
+
+@torch.no_grad()
+def _nearest_base_outputs(saved, train_set: LandmarkDataset, columns: List[int], scans: int = 8) -> List[int]:
+    """For the landmarks in ``columns`` of the training data, the checkpoint's output that lands
+    nearest to them on average over the first training scans."""
+    from .finetune_init import nearest_outputs
+
+    base = build_model(saved)
+    items = [train_set[i] for i in range(min(scans, len(train_set)))]
+    batch = collate(items)
+    logits, offsets = base(batch["points"], normals=batch["normals"] if base.config.normals else None,
+                           with_offsets=True)
+    _, predicted = decode(logits, batch["points"], saved.decoding, offsets)
+    return nearest_outputs(predicted.numpy(), batch["landmarks"][:, columns].numpy())
 
 
 def train_epoch(run: Run, epoch: int, started: float, step_log: Optional["CsvLog"], writer, tqdm,
@@ -386,7 +421,8 @@ def make_checkpoint(run: Run, epoch: int, batches_done: int = 0, epoch_losses: S
     config, scan_config = run.config, run.manifest["config"]
     inference = InferenceState(
         model_config=run.model_config.to_dict(), weights=run.model.state_dict(),
-        landmark_names=run.manifest.get("landmark_names") or [str(i + 1) for i in range(run.model_config.num_outputs)],
+        landmark_names=list(config.data.landmark_names or run.manifest.get("landmark_names")
+                            or [str(i + 1) for i in range(run.model_config.num_outputs)]),
         scan=ScanSettings(samples=int(scan_config["samples"]), points=int(config.data.points or scan_config["points"]),
                           sigma=config.data.sigma, threshold=config.data.threshold, normals=run.model_config.normals),
         decoding=Decoding.for_training(config.loss.name, run.model_config.head),
