@@ -373,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--freeze", choices=["none", "backbone"],
                     help="backbone: train the head alone (default with --keep, where it keeps the model's own "
                          "landmarks exactly; else none)")
-    ft.add_argument("--new-landmarks", choices=["nearest", "fresh"], default="nearest",
-                    help="how outputs for your landmarks start: from the model's nearest landmark, or fresh")
+    ft.add_argument("--new-landmarks", choices=["fresh", "nearest"], default="fresh",
+                    help="how outputs for your landmarks start: freshly drawn, or as the model's nearest landmark's")
     ft.add_argument("--landmark-names", nargs="+",
                     help="the landmark set (default: every name in the files); files without names take these in order")
     ft.add_argument("--landmarks", dest="landmarks_file", help="a TPS file with every scan's landmarks")

@@ -92,8 +92,8 @@ class RunSettings:
     checkpoint_minutes: Optional[float] = 10.0
     val_scans: Optional[int] = None  # validate on the first n scans (None: all)
     init: Optional[str] = None  # fine-tune: start from this checkpoint's weights ("pretrained": the shipped model's)
-    # ... to landmarks the checkpoint lacks: their outputs start from its nearest landmark's, or fresh
-    init_new_landmarks: Literal["nearest", "fresh"] = "nearest"
+    # ... to landmarks the checkpoint lacks: their outputs start fresh, or as its nearest landmark's
+    init_new_landmarks: Literal["fresh", "nearest"] = "fresh"
     freeze: Literal["none", "backbone"] = "none"  # backbone: only the head learns (with added_outputs: the added head)
 
 

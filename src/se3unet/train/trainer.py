@@ -306,7 +306,7 @@ def refuse_changed_settings(path: Path, saved: Dict[str, Any], now: Dict[str, An
 
 def load_initial_weights(model: torch.nn.Module, source: str, model_config: UNetConfig,
                          names: Optional[List[str]], train_set: Optional[LandmarkDataset] = None,
-                         new_landmarks: str = "nearest") -> None:
+                         new_landmarks: str = "fresh") -> None:
     """Fine-tuning: the weights of a checkpoint (``"pretrained"``: the shipped model), refused with
     the settings that differ when its model is not this run's. Landmarks the checkpoint lacks
     get outputs of their own (train/finetune_init.py; ``new_landmarks``: nearest or fresh, the
