@@ -48,6 +48,7 @@ def main(files) -> None:
         ax.plot(*zip(*points), "o-" if not m.startswith("finetune") else "s", label=m)
     ax.axhline(2.5, color="0.6", ls="--", lw=1, label="issue 38's target (2.5 mm)")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.set_xlabel("annotated training heads (N)")
     ax.set_ylabel("mean error over 14 new landmarks (mm)")
