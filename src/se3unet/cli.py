@@ -83,7 +83,8 @@ def _prepare(args: argparse.Namespace) -> int:
         expressions=args.expressions, facescape_expressions=tuple(args.facescape_expressions),
         crop_radius=args.crop_radius, mm_per_unit=args.mm_per_unit, samples=args.samples, points=args.points,
         landmark_names=tuple(args.landmark_names) if args.landmark_names else None,
-        landmarks_file=str(Path(args.landmarks_file).resolve()) if args.landmarks_file else None, val=args.val, test=args.test, seed=args.seed, surround=args.surround, face_crop=args.face_crop,
+        landmarks_file=str(Path(args.landmarks_file).resolve()) if args.landmarks_file else None,
+        val=args.val, test=args.test, seed=args.seed, surround=args.surround, face_crop=args.face_crop,
         face_crop_share=args.face_crop_share, surround_twin=args.surround_twin, surround_kind=args.surround_kind,
         scanner=ScannerEffects(noise=args.noise, holes=args.holes, hole_radius=args.hole_radius, crop=args.crop,
                                outliers=args.outliers, fov=args.fov, fov_min=args.fov_min, fov_max=args.fov_max,
@@ -384,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "recorded in the checkpoint for predict")
     ft.add_argument("--crop-radius", type=float, default=120.0,
                     help="mm: predict reads a sphere this large around the nose tip found (recorded in the checkpoint)")
-    ft.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    ft.add_argument("--lr", type=float, default=3e-3,
+                    help="learning rate (3e-3: 9.3 mm where 1e-3 gave 11.4, docs/your-landmarks.md)")
     ft.add_argument("--batch-size", type=int, default=4, help="scans per step")
     ft.add_argument("--seed", type=int, default=0, help="seed of the poses, scanner effects and batch order")
     ft.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes preparing the scans")

@@ -33,7 +33,7 @@ RESULT = "model.pt"
 def finetune(data: str, output: str, checkpoint: Optional[str] = None, keep: bool = False, steps: int = 300,
              freeze: Optional[str] = None, new_landmarks: str = "fresh", names: Optional[Sequence[str]] = None,
              landmarks_file: Optional[str] = None, mm_per_unit: float = 1.0, reading: ReadSettings = ReadSettings(),
-             lr: float = 1e-3, batch_size: int = 4, seed: int = 0, workers: int = 2, progress: bool = True,
+             lr: float = 3e-3, batch_size: int = 4, seed: int = 0, workers: int = 2, progress: bool = True,
              overrides: Sequence[str] = ()) -> Dict[str, object]:
     """Fine-tunes ``checkpoint`` (None: the shipped model) to the landmarks of the scans in
     ``data``; writes ``output/model.pt`` and returns the training's summary. ``steps``: optimizer
