@@ -116,3 +116,20 @@ def test_finetune_refuses_unnamed_landmarks_for_a_named_model(sfm_model, tmp_pat
     with pytest.raises(ValueError, match="name them, or give prepare --landmark-names"):
         finetune(str(tmp_path / "data"), str(tmp_path / "mine"), checkpoint=str(tmp_path / "base.pt"), steps=1,
                  workers=1, progress=False)
+
+
+def test_a_model_with_kept_landmarks_finds_the_face_by_them_alone(tmp_path):
+    """predict's face search ranks crops by vote spread: the added landmarks must not move it."""
+    from se3unet.data.preprocess import model_input
+    from se3unet.locate import LandmarkReader
+
+    base = base_checkpoint(tmp_path / "base.pt")
+    inference = Checkpoint.load(tmp_path / "base.pt").inference
+    model = SE3Unet(BASE.replace(num_outputs=8, added_outputs=2)).eval()
+    load_finetune_weights(model, base.state_dict(), NAMES, NAMES + ["a", "b"], None)
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(500, 3))
+    scans = [model_input(points + shift, None, 96) for shift in (0.0, 5.0)]
+    theirs = LandmarkReader(base, inference, torch.device("cpu"))(scans)
+    ours = LandmarkReader(model, inference, torch.device("cpu"))(scans)
+    assert [r.spread for r in ours] == pytest.approx([r.spread for r in theirs], rel=1e-5)

@@ -36,7 +36,7 @@ import torch
 from .data.errors import DataError
 from .data.io import Surface
 from .data.preprocess import ModelInput, crop_centre, model_input, sample_sphere, surface_points
-from .inference import InferenceState, decode, landmark_uncertainty, vote_spread
+from .inference import InferenceState, decode, landmark_spreads, landmark_uncertainty
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,10 @@ class LandmarkReader:
             decoding = self.inference.decoding
             heatmaps, landmarks = decode(logits, x, decoding, offsets)
             votes = offsets if decoding.landmarks == "offset_vote" else None
-            spread = vote_spread(x, heatmaps, landmarks, votes, decoding.fraction).cpu().numpy()
+            # A model fine-tuned with its landmarks kept (model.added_outputs) finds the face by the
+            # kept ones alone, so it picks the crops the original model picked.
+            kept = self.model.config.num_outputs - getattr(self.model.config, "added_outputs", 0)
+            spread = landmark_spreads(x, heatmaps, landmarks, votes, decoding.fraction)[:, :kept].mean(1).cpu().numpy()
             uncertainty = landmark_uncertainty(x, heatmaps, landmarks, votes, decoding.fraction).cpu().numpy()
             landmarks = landmarks.cpu().numpy().astype(np.float64)
             readings += [Reading(lm * i.scale + i.centre, float(s * i.scale), u.astype(np.float64) * i.scale)
