@@ -84,15 +84,15 @@ def total_loss(loss: LossSettings, logits: torch.Tensor, offsets: Optional[torch
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, dataset: Optional[LandmarkDataset], loss: LossSettings, batch_size: int, device: torch.device,
-             pos_weight: Optional[torch.Tensor], limit: Optional[int] = None) -> Dict[str, float]:
+def validate(model: torch.nn.Module, dataset: Optional[LandmarkDataset], loss: LossSettings, batch_size: int,
+             device: torch.device, pos_weight: Optional[torch.Tensor], limit: Optional[int] = None) -> Dict[str, float]:
     """Loss, landmark error and F1 at 0.5, averaged over every scan (the first ``limit``)."""
+    if dataset is None:  # no validation scans (fine-tuning on a few): nothing to measure, last.pt is the result
+        return {"val_loss": math.nan, "val_error_mm": math.nan, "val_f1": math.nan}
     was_training = model.training
     model.eval()
     decoding = Decoding.for_training(loss.name, model.config.head)
     losses, errors, f1 = [], [], []
-    if dataset is None:  # no validation scans (fine-tuning on a few): nothing to measure, last.pt is the result
-        return {"val_loss": math.nan, "val_error_mm": math.nan, "val_f1": math.nan}
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for chunk in all_batches(list(range(count)), batch_size):
         batch = to_device(collate([dataset[i] for i in chunk]), device)
