@@ -140,7 +140,8 @@ def _predict(args: argparse.Namespace) -> int:
     scans = scan_list(args.scans, args.list)
     results = predict(scans, args.checkpoint, args.output, fmt=args.format, picture=not args.no_picture,
                       device=args.device, html=args.html, unit=args.unit, locating=locating,
-                      keep_no_face=args.keep_no_face, shard=args.shard, progress=not args.quiet)
+                      keep_no_face=args.keep_no_face, shard=args.shard, progress=not args.quiet,
+                      refine=not args.no_refine)
     failed = [r for r in results if "error" in r]
     for r in results:
         if "error" in r:
@@ -149,7 +150,9 @@ def _predict(args: argparse.Namespace) -> int:
         trust = (f" (likely error {r['mean_confidence']:.1f} {args.unit} on average, face score {r['face_score']:.2f}"
                  f"{': NO FACE, kept as asked' if r.get('no_face') else ''})" if "face_score" in r else "")
         done = " (done before, skipped)" if r.get("status") == "done before" else ""
-        print(f"{r['scan']}: {r['landmarks']}{trust}{done}")
+        kept = (f"; {len(r['not_refined'])} kept coarse: {', '.join(r['not_refined'])}"
+                if r.get("not_refined") else "")
+        print(f"{r['scan']}: {r['landmarks']}{trust}{done}{kept}")
     print(json.dumps({"predicted": len(results) - len(failed), "failed": len(failed), "results": results}))
     return 1 if failed else 0
 
@@ -357,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--whole-scan", action="store_true",
                     help="one pass over the whole scan, no crop (as the model was trained; loses a face that is a "
                          "small part of the scan)")
+    pr.add_argument("--no-refine", action="store_true",
+                    help="keep the coarse landmarks: skip reading each again in a small dense crop (the checkpoint's "
+                         "refiner, when it has one)")
     pr.add_argument("--keep-no-face", action="store_true",
                     help="write landmarks for scans that do not look like a face too (they count as failed otherwise)")
     pr.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")

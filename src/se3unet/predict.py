@@ -29,6 +29,7 @@ from .inference import ScanSettings, choose_device, load_model
 from .inference.confidence import ConfidenceModel, confidence_for
 from .locate import LandmarkReader, LocateSettings, Located, locate_readings
 from .pretrained import pretrained_path
+from .refine import Refiner, refiner_for
 
 Timings = Dict[str, float]
 
@@ -194,7 +195,7 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-SUMMARY_FIELDS = ["scan", "name", "status", "seconds", "mean_confidence", "face_score", "error"]
+SUMMARY_FIELDS = ["scan", "name", "status", "seconds", "mean_confidence", "face_score", "refined", "error"]
 
 
 def write_summary(path: Path, rows: List[Dict[str, object]]) -> None:
@@ -208,7 +209,8 @@ def write_summary(path: Path, rows: List[Dict[str, object]]) -> None:
 def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: str = "csv", picture: bool = True,
             device: str = "auto", timings: Optional[Timings] = None, html: bool = False,
             unit: str = "mm", locating: LocateSettings = LocateSettings(),
-            keep_no_face: bool = False, shard: Optional[str] = None, progress: bool = False) -> List[Dict[str, object]]:
+            keep_no_face: bool = False, shard: Optional[str] = None, progress: bool = False,
+            refine: bool = True) -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     (naming the file) set and nothing written for files that cannot be used. ``timings``
     collects the seconds of each stage over all scans (read, sample, fps, model, write, picture,
@@ -222,6 +224,11 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     gets its likely error and every scan a face score; a scan that does not look like a face
     gets ``error`` ("no face here") and no files, or, with ``keep_no_face``, its files and
     ``no_face`` True.
+
+    With a refiner made for the checkpoint (se3unet.refine; the shipped one has one) and
+    ``refine``, every landmark is read again in a small dense crop around it; ``refined`` says
+    how many were, ``not_refined`` names those that kept their coarse place (too little surface
+    there). The confidence stays the coarse landmarks' (an upper bound for refined ones).
 
     Many scans: ``shard`` "K/N" takes every N-th scan from the K-th (outputs are named over the
     whole list, so shards never collide); a scan whose outputs were written before with the same
@@ -237,10 +244,12 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     inference = saved.inference
     read = LandmarkReader(model, inference, device)
     trust = confidence_for(checkpoint)
+    refiner = refiner_for(checkpoint, device) if refine else None
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     settings = json.dumps({"checkpoint": file_digest(Path(checkpoint)), "format": fmt, "picture": picture,
-                           "html": html, "unit": unit, "locating": asdict(locating), "keep_no_face": keep_no_face},
+                           "html": html, "unit": unit, "locating": asdict(locating), "keep_no_face": keep_no_face,
+                           "refiner": None if refiner is None else refiner.base_sha256 + refiner.digest},
                           sort_keys=True)
     names = output_names([Path(scan) for scan in scans])
     chosen = shard_of(len(scans), shard)
@@ -256,7 +265,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
             results.append({**previous, "status": "done before", "name": name})
             continue
         result = _predict_one(Path(scan), name, out, read, trust, fmt, picture, html, unit, locating, keep_no_face,
-                              timings)
+                              timings, refiner)
         result["name"], result["seconds"] = name, round(time.perf_counter() - started, 2)
         result["status"] = "failed" if "error" in result else ("no face (kept)" if result.get("no_face") else "ok")
         if "error" not in result:
@@ -291,7 +300,7 @@ def _done_before(record: Path, settings: str) -> Optional[Dict[str, object]]:
 
 def _predict_one(path: Path, name: str, out: Path, read: LandmarkReader, trust: Optional[ConfidenceModel], fmt: str,
                  picture: bool, html: bool, unit: str, locating: LocateSettings, keep_no_face: bool,
-                 timings: Optional[Timings]) -> Dict[str, object]:
+                 timings: Optional[Timings], refiner: Optional[Refiner] = None) -> Dict[str, object]:
     """One scan's landmark file (and picture, page); its result, with ``error`` when it failed."""
     inference = read.inference
     try:
@@ -314,6 +323,12 @@ def _predict_one(path: Path, name: str, out: Path, read: LandmarkReader, trust: 
             if not keep_no_face:
                 return {**result, "error": f"{path}: {problem}; --keep-no-face writes its landmarks anyway"}
             result["no_face"] = True
+    if refiner is not None:
+        with timed(timings, "refine"):
+            refined = refiner(surface, landmarks, inference.landmark_names, UNITS[unit])
+        landmarks = refined.landmarks
+        result["refined"] = f"{int(refined.refined.sum())}/{len(landmarks)}"
+        result["not_refined"] = [n for n, done in zip(inference.landmark_names, refined.refined) if not done]
     target = out / f"{name}.landmarks{FORMATS[fmt]}"
     confidence = None if verdict is None else verdict.confidence
     with timed(timings, "write"):
