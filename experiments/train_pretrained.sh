@@ -7,7 +7,8 @@
 # same scans with every Surrey face in a synthetic skull and neck, beside its twin alone
 # (experiments/train_twins.sh with its consistency term all but off: it cost accuracy, the twins
 # as data did not; about 45 minutes). Then the inference part of stage 3's best checkpoint goes
-# into the package. `make pretrained` runs this in the project's .venv.
+# into the package, with its confidence calibration; (4) the refiner (experiments/train_refiner.sh,
+# about 80 minutes). `make pretrained` runs this in the project's .venv.
 set -euo pipefail
 RUN=${RUN:-runs/shipped}
 SCANS="--source mixed --region head --subjects 400 --expressions 2 --samples 16000 --points 1024 --val 0.05
@@ -27,3 +28,6 @@ se3unet export "$RUN-stage3/best.pt" src/se3unet/pretrained/face68.pt
 # The confidence calibration and no-face threshold belong to these weights (their SHA-256 is in
 # the file): made again for them, on seed 555 (issue 39; the measurement: experiments/confidence.sh).
 OUT="$RUN-confidence" STAGE=fit bash experiments/confidence.sh
+# The refiner reads every landmark again in a small dense crop (issue 37); it too belongs to these
+# weights (their SHA-256 is in its file).
+bash experiments/train_refiner.sh

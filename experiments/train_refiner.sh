@@ -8,7 +8,7 @@
 # or reuses what an interrupted run left. Run in the project's .venv with SE3UNET_SFM_DIR and
 # SE3UNET_ICT_DIR set; `make pretrained` runs it after the coarse model.
 set -euo pipefail
-RUN=${RUN:-runs/refiner}
+RUN=${REFINER_RUN:-runs/refiner}
 ERRORS=experiments/results/refiner/coarse-errors-555.npz
 CROPS=cache/refiner/crops-100
 [ -f "$ERRORS" ] || python experiments/coarse_errors.py --seed 555 --identities 20 --samplings 8 --output "$ERRORS"

@@ -226,9 +226,9 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     ``no_face`` True.
 
     With a refiner made for the checkpoint (se3unet.refine; the shipped one has one) and
-    ``refine``, every landmark is read again in a small dense crop around it; ``refined`` says
-    how many were, ``not_refined`` names those that kept their coarse place (too little surface
-    there). The confidence stays the coarse landmarks' (an upper bound for refined ones).
+    ``refine``, the landmarks it was made for are read again in small dense crops around them;
+    ``refined`` says how many of those were ("66/68"), ``not_refined`` names those that kept
+    their coarse place (too little surface there). The confidence stays the coarse landmarks' (an upper bound for refined ones).
 
     Many scans: ``shard`` "K/N" takes every N-th scan from the K-th (outputs are named over the
     whole list, so shards never collide); a scan whose outputs were written before with the same
@@ -327,8 +327,8 @@ def _predict_one(path: Path, name: str, out: Path, read: LandmarkReader, trust: 
         with timed(timings, "refine"):
             refined = refiner(surface, landmarks, inference.landmark_names, UNITS[unit])
         landmarks = refined.landmarks
-        result["refined"] = f"{int(refined.refined.sum())}/{len(landmarks)}"
-        result["not_refined"] = [n for n, done in zip(inference.landmark_names, refined.refined) if not done]
+        result["refined"] = f"{int(refined.refined.sum())}/{int(refined.chosen.sum())}"
+        result["not_refined"] = [n for n, kept in zip(inference.landmark_names, refined.kept) if kept]
     target = out / f"{name}.landmarks{FORMATS[fmt]}"
     confidence = None if verdict is None else verdict.confidence
     with timed(timings, "write"):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -45,21 +45,33 @@ class RefineSettings:
     samplings: int = 1  # crops per landmark, each sampled afresh; the refined landmark is their mean
     gap_mm: float = 3.0  # a refined landmark farther than this from the crop's surface keeps its coarse place
     max_move: float = 0.6  # ... and one that moved more than this share of the radius
+    # The landmarks refined (None: every one the refiner knows); the others keep their coarse
+    # place: chosen where refining beat the coarse model on faces neither training nor evaluation saw
+    landmarks: Optional[Tuple[str, ...]] = None
 
     @classmethod
     def from_dict(cls, values: Dict) -> "RefineSettings":
         values = dict(values)
+        if values.get("landmarks") is not None:
+            values["landmarks"] = tuple(values["landmarks"])
         return cls(crop=CropSettings(**values.pop("crop", {})), **values)
 
 
 @dataclass
 class Refined:
-    """``landmarks`` [K, 3] in the scan's units; ``refined`` [K]: False where the coarse landmark
-    was kept (or the refiner does not know it); ``moved`` [K]: how far refinement moved each."""
+    """``landmarks`` [K, 3] in the scan's units; ``chosen`` [K]: the landmarks the refiner reads
+    (it knows them, its settings choose them, the coarse one is defined); ``refined`` [K]: those
+    of them it could read (the others kept their coarse place); ``moved`` [K]: how far each moved."""
 
     landmarks: np.ndarray
+    chosen: np.ndarray
     refined: np.ndarray
     moved: np.ndarray
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Chosen landmarks whose crop could not be read: too little surface there."""
+        return self.chosen & ~self.refined
 
 
 class Anchors:
@@ -117,11 +129,13 @@ class Refiner:
         s = self.settings
         samplings = s.samplings if samplings is None else samplings
         radius = s.crop.radius_mm / mm_per_unit
-        mine = {n: i for i, n in enumerate(self.inference.landmark_names)}
+        mine = {n: i for i, n in enumerate(self.inference.landmark_names)
+                if s.landmarks is None or n in s.landmarks}
         known = [k for k, n in enumerate(names) if n in mine and np.isfinite(coarse[k]).all()]
         landmarks, refined = coarse.copy(), np.zeros(len(coarse), dtype=bool)
+        chosen = np.isin(np.arange(len(coarse)), known)
         if not known:
-            return Refined(landmarks, refined, np.zeros(len(coarse)))
+            return Refined(landmarks, chosen, refined, np.zeros(len(coarse)))
         centres = Anchors(surface, s.anchors).snap(coarse[known])
         crops, owners, surfaces = [], [], {}
         for k, centre in zip(known, centres):
@@ -142,7 +156,7 @@ class Refiner:
             gap = np.linalg.norm(near - candidate, axis=1).min() * mm_per_unit
             if gap <= s.gap_mm and np.linalg.norm(candidate - coarse[k]) <= s.max_move * radius:
                 landmarks[k], refined[k] = candidate, True
-        return Refined(landmarks, refined, np.linalg.norm(landmarks - coarse, axis=1))
+        return Refined(landmarks, chosen, refined, np.linalg.norm(landmarks - coarse, axis=1))
 
 
 def save_refiner(path: Union[str, Path], trained: Union[str, Path], base: Union[str, Path],
