@@ -88,12 +88,14 @@ def main() -> None:
             first = surface_input(moved, Path(kind), checkpoint.inference.scan)
             coarse = locate(moved, Path(kind), first, read, LocateSettings(samplings=samplings))
             row[f"coarse-{samplings}"] = np.linalg.norm(coarse - truth_moved, axis=1).tolist()
+            row[f"vectors-coarse-{samplings}"] = ((coarse - truth_moved) @ rotation).tolist()  # the face's frame
             row[f"seconds-coarse-{samplings}"] = time.perf_counter() - start
             for rounds in args.refine_samplings:
                 start = time.perf_counter()
                 refined = refiner(moved, coarse, names, samplings=rounds)
                 key = f"refined-{samplings}x{rounds}"
                 row[key] = np.linalg.norm(refined.landmarks - truth_moved, axis=1).tolist()
+                row[f"vectors-{key}"] = ((refined.landmarks - truth_moved) @ rotation).tolist()
                 row[f"seconds-{key}"] = time.perf_counter() - start
                 row[f"kept-{key}"] = int((refined.kept & np.isfinite(truth).all(1)).sum())
         rows.append(row)

@@ -101,10 +101,14 @@ def test_a_landmark_without_surface_to_read_keeps_its_coarse_place():
     assert not refined.refined[1] and not refined.refined[2]
     assert np.array_equal(refined.landmarks[[1, 2]], coarse[[1, 2]]) and refined.refined[[0, 3, 4, 5]].all()
     assert refined.chosen.all() and list(np.flatnonzero(refined.kept)) == [1, 2]
-    # Landmarks the refiner's settings do not choose keep their place and are not reported as unreadable.
-    some = _refiner(RefineSettings(crop=CROP, anchors=8192, landmarks=("p0", "p3")))(surface, coarse, NAMES)
+    # Landmarks the refiner's settings do not choose keep their place and are not reported as unreadable;
+    # a share below 1 takes that much of the refined place.
+    full = _refiner(RefineSettings(crop=CROP, anchors=8192))(surface, coarse, NAMES)
+    some = _refiner(RefineSettings(crop=CROP, anchors=8192, blend={"p0": 1.0, "p3": 0.25}))(surface, coarse, NAMES)
     assert list(np.flatnonzero(some.chosen)) == [0, 3] and not some.kept.any()
     assert np.array_equal(some.landmarks[[1, 2, 4, 5]], coarse[[1, 2, 4, 5]]) and some.refined[[0, 3]].all()
+    assert np.allclose(some.landmarks[0], full.landmarks[0])
+    assert np.allclose(some.landmarks[3], 0.25 * full.landmarks[3] + 0.75 * coarse[3])
     # A strict gap: a refined landmark must lie on the crop's surface; random votes do not.
     strict = _refiner(RefineSettings(crop=CROP, anchors=8192, gap_mm=1e-6, max_move=1e9))(surface, coarse, NAMES)
     assert not strict.refined.any() and np.array_equal(strict.landmarks, coarse)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -45,15 +45,14 @@ class RefineSettings:
     samplings: int = 1  # crops per landmark, each sampled afresh; the refined landmark is their mean
     gap_mm: float = 3.0  # a refined landmark farther than this from the crop's surface keeps its coarse place
     max_move: float = 0.6  # ... and one that moved more than this share of the radius
-    # The landmarks refined (None: every one the refiner knows); the others keep their coarse
-    # place: chosen where refining beat the coarse model on faces neither training nor evaluation saw
-    landmarks: Optional[Tuple[str, ...]] = None
+    # How much of each landmark's refined place to take, by name (the rest from its coarse place:
+    # two models' errors partly cancel); a landmark absent is not read. None: every landmark the
+    # refiner knows, fully. Chosen on faces neither training nor evaluation saw (refine_choose.py).
+    blend: Optional[Dict[str, float]] = None
 
     @classmethod
     def from_dict(cls, values: Dict) -> "RefineSettings":
         values = dict(values)
-        if values.get("landmarks") is not None:
-            values["landmarks"] = tuple(values["landmarks"])
         return cls(crop=CropSettings(**values.pop("crop", {})), **values)
 
 
@@ -129,8 +128,7 @@ class Refiner:
         s = self.settings
         samplings = s.samplings if samplings is None else samplings
         radius = s.crop.radius_mm / mm_per_unit
-        mine = {n: i for i, n in enumerate(self.inference.landmark_names)
-                if s.landmarks is None or n in s.landmarks}
+        mine = {n: i for i, n in enumerate(self.inference.landmark_names) if s.blend is None or s.blend.get(n, 0) > 0}
         known = [k for k, n in enumerate(names) if n in mine and np.isfinite(coarse[k]).all()]
         landmarks, refined = coarse.copy(), np.zeros(len(coarse), dtype=bool)
         chosen = np.isin(np.arange(len(coarse)), known)
@@ -155,7 +153,8 @@ class Refiner:
             near = np.concatenate(surfaces[k])
             gap = np.linalg.norm(near - candidate, axis=1).min() * mm_per_unit
             if gap <= s.gap_mm and np.linalg.norm(candidate - coarse[k]) <= s.max_move * radius:
-                landmarks[k], refined[k] = candidate, True
+                share = 1.0 if s.blend is None else s.blend[names[k]]
+                landmarks[k], refined[k] = share * candidate + (1 - share) * coarse[k], True
         return Refined(landmarks, chosen, refined, np.linalg.norm(landmarks - coarse, axis=1))
 
 
