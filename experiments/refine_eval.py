@@ -70,7 +70,7 @@ def main() -> None:
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
     refiner = Refiner.load(args.refiner or refiner_path(pretrained_path()))
     if args.all_landmarks:
-        refiner.settings = replace(refiner.settings, landmarks=None)
+        refiner.settings = replace(refiner.settings, blend=None)
     names = checkpoint.inference.landmark_names
     rng = np.random.default_rng(args.seed)
     rows = []

@@ -4,7 +4,8 @@
 # (2) one 15 mm crop of 512 points per landmark of 100 + 100 training identities (Surrey faces,
 # ICT whole heads; seed 2025, two expressions, the shipped scanner effects), centred where that
 # error would put it (about 2 minutes); (3) configs/refiner.yaml, one epoch of 2,763 steps
-# (about 70 minutes on 2 cores); (4) src/se3unet/pretrained/face68.refiner.pt. Each step resumes
+# (about 70 minutes on 2 cores); (4) src/se3unet/pretrained/face68.refiner.pt; (5) its per-landmark
+# share of the refined place (experiments/refine_choose.py). Each step resumes
 # or reuses what an interrupted run left. Run in the project's .venv with SE3UNET_SFM_DIR and
 # SE3UNET_ICT_DIR set; `make pretrained` runs it after the coarse model.
 set -euo pipefail
@@ -19,3 +20,7 @@ python -c "
 from se3unet.refine import RefineSettings, save_refiner
 from se3unet.pretrained import pretrained_path
 save_refiner(pretrained_path().with_name('face68.refiner.pt'), '$RUN/best.pt', pretrained_path(), RefineSettings())"
+# (5) how much of each landmark's refined place to take, chosen on 18 seed-555 scans (about 8 minutes)
+[ -f "$RUN/choose-555.json" ] || python experiments/refine_eval.py --seed 555 --identities 6 --samplings 32 \
+    --refine-samplings 1 --all-landmarks --output "$RUN/choose-555.json"
+python experiments/refine_choose.py "$RUN/choose-555.json" src/se3unet/pretrained/face68.refiner.pt --reading 32x1

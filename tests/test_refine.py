@@ -133,17 +133,22 @@ def face_obj(sfm_model, tmp_path):
     return tmp_path / "face.obj"
 
 
-def test_predict_refines_with_the_checkpoints_refiner_unless_told_not_to(face_obj, tmp_path, capsys):
+def test_predict_refines_with_the_checkpoints_refiner_when_asked(face_obj, tmp_path, capsys):
     _checkpoint(tmp_path / "m.pt", TINY, 0)
     _checkpoint(tmp_path / "r.pt", TINY.replace(normals=False), 1)
     save_refiner(refiner_path(tmp_path / "m.pt"), tmp_path / "r.pt", tmp_path / "m.pt", ACCEPT_ALL)
     args = [str(face_obj), "--checkpoint", str(tmp_path / "m.pt"), "--no-picture", "--samplings", "2",
             "--device", "cpu", "--format", "csv"]
-    assert main(["predict", *args, "--output", str(tmp_path / "fine")]) == 0
+    assert main(["predict", *args, "--output", str(tmp_path / "fine"), "--refine"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
     assert result["refined"] == "6/6" and result["not_refined"] == []
-    assert main(["predict", *args, "--output", str(tmp_path / "coarse"), "--no-refine"]) == 0
+    assert main(["predict", *args, "--output", str(tmp_path / "coarse")]) == 0
     assert "refined" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+    (tmp_path / "m.refiner.pt").unlink()
+    assert main(["predict", *args, "--output", str(tmp_path / "asked"), "--refine"]) == 0
+    output = capsys.readouterr()
+    assert "no refiner was made for these weights" in output.err
+    assert "refined" not in json.loads(output.out.strip().splitlines()[-1])["results"][0]
 
     def read(folder):
         return np.array([[float(v) for v in row[1:4]] for row in list(csv.reader((folder / "face.landmarks.csv").open()))[1:]])
@@ -160,3 +165,14 @@ def test_a_crop_is_read_in_the_scale_of_its_radius():
     assert crop.scale == 20.0 and np.allclose(crop.points.mean(0), 0, atol=1e-5) and not crop.normals.any()
     restored = crop.points.astype(np.float64) * crop.scale + crop.centre  # FPS keeps input points
     assert np.linalg.norm(restored[:, None] - points[None], axis=2).min(axis=1).max() < 1e-4
+
+
+def test_the_shipped_refiner_belongs_to_the_shipped_weights_and_stays_small():
+    from se3unet.pretrained import pretrained_path
+
+    refiner = refiner_for(pretrained_path())
+    assert refiner is not None and refiner.inference.landmark_names == [f"ibug{i}" for i in range(1, 69)]
+    assert refiner.settings.blend and all(0 < w <= 1 for w in refiner.settings.blend.values())
+    assert not refiner.model.config.normals and refiner.settings.crop == CropSettings()
+    shipped = sum(p.stat().st_size for p in pretrained_path().parent.glob("*.pt"))
+    assert shipped <= 10 * 2**20

@@ -29,7 +29,7 @@ from .inference import ScanSettings, choose_device, load_model
 from .inference.confidence import ConfidenceModel, confidence_for
 from .locate import LandmarkReader, LocateSettings, Located, locate_readings
 from .pretrained import pretrained_path
-from .refine import Refiner, refiner_for
+from .refine import Refiner, refiner_for, refiner_path
 
 Timings = Dict[str, float]
 
@@ -210,7 +210,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
             device: str = "auto", timings: Optional[Timings] = None, html: bool = False,
             unit: str = "mm", locating: LocateSettings = LocateSettings(),
             keep_no_face: bool = False, shard: Optional[str] = None, progress: bool = False,
-            refine: bool = True) -> List[Dict[str, object]]:
+            refine: bool = False) -> List[Dict[str, object]]:
     """Landmarks for each scan in its own coordinates; one result per scan, with ``error``
     (naming the file) set and nothing written for files that cannot be used. ``timings``
     collects the seconds of each stage over all scans (read, sample, fps, model, write, picture,
@@ -228,7 +228,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     With a refiner made for the checkpoint (se3unet.refine; the shipped one has one) and
     ``refine``, the landmarks it was made for are read again in small dense crops around them;
     ``refined`` says how many of those were ("66/68"), ``not_refined`` names those that kept
-    their coarse place (too little surface there). The confidence stays the coarse landmarks' (an upper bound for refined ones).
+    their coarse place (too little surface there). The confidence stays the coarse landmarks'.
 
     Many scans: ``shard`` "K/N" takes every N-th scan from the K-th (outputs are named over the
     whole list, so shards never collide); a scan whose outputs were written before with the same
@@ -245,6 +245,11 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     read = LandmarkReader(model, inference, device)
     trust = confidence_for(checkpoint)
     refiner = refiner_for(checkpoint, device) if refine else None
+    if refine and refiner is None:
+        import warnings
+
+        warnings.warn(f"{checkpoint}: no refiner was made for these weights (none at {refiner_path(checkpoint)}, or "
+                      f"one for other weights); the landmarks are the coarse ones")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     settings = json.dumps({"checkpoint": file_digest(Path(checkpoint)), "format": fmt, "picture": picture,
