@@ -60,3 +60,12 @@ def ict_model(ict_dir):
     from se3unet.data.ict import IctFaceModel
 
     return IctFaceModel(ict_dir)
+
+
+@pytest.fixture
+def face_obj(sfm_model, tmp_path):
+    """The Surrey mean face written as an OBJ file."""
+    from helpers import write_obj
+
+    write_obj(tmp_path / "face.obj", sfm_model.shape.mean, sfm_model.triangles)
+    return tmp_path / "face.obj"

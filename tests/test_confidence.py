@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import write_obj
 
 from se3unet.cli import main
 from se3unet.evaluate.metrics import confidence_statistics
@@ -79,12 +78,6 @@ def test_a_confidence_file_applies_only_to_the_checkpoint_it_was_made_for(tmp_pa
     (tmp_path / "m.pt").write_bytes((tmp_path / "m.pt").read_bytes() + b"\0")  # other weights
     with pytest.warns(UserWarning, match="made for other weights"):
         assert confidence_for(tmp_path / "m.pt") is None
-
-
-@pytest.fixture
-def face_obj(sfm_model, tmp_path):
-    write_obj(tmp_path / "face.obj", sfm_model.shape.mean, sfm_model.triangles)
-    return tmp_path / "face.obj"
 
 
 def test_predict_writes_each_landmarks_confidence(face_obj, tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import sphere_mesh, write_obj
+from helpers import sphere_mesh
 from scipy.spatial.transform import Rotation
 
 from se3unet.cli import main
@@ -125,12 +125,6 @@ def test_a_refiner_file_applies_only_to_the_checkpoint_it_was_made_for(tmp_path)
     assert loaded is not None and loaded.settings == ACCEPT_ALL and loaded.inference.landmark_names == NAMES
     (tmp_path / "m.pt").write_bytes((tmp_path / "m.pt").read_bytes() + b"\0")  # other weights
     assert refiner_for(tmp_path / "m.pt") is None
-
-
-@pytest.fixture
-def face_obj(sfm_model, tmp_path):
-    write_obj(tmp_path / "face.obj", sfm_model.shape.mean, sfm_model.triangles)
-    return tmp_path / "face.obj"
 
 
 def test_predict_refines_with_the_checkpoints_refiner_when_asked(face_obj, tmp_path, capsys):

@@ -113,14 +113,17 @@ class LandmarkReader:
 
 class Anchors:
     """Where crops may be centred: a fixed-seed sample of the surface in float64, the same points
-    in any pose to rounding; a centre near one of them is moved onto it."""
+    in any pose to rounding; a centre (or each of several, [K, 3]) is moved onto the nearest."""
 
     def __init__(self, surface: Surface, samples: int):
+        from scipy.spatial import cKDTree
+
         self.points = surface_points(surface.vertices, surface.triangles if surface.is_mesh else None, None, samples,
                                      np.random.default_rng(0))[0]
+        self.tree = cKDTree(self.points)
 
     def snap(self, centre: np.ndarray) -> np.ndarray:
-        return self.points[np.argmin(np.linalg.norm(self.points - centre, axis=1))]
+        return self.points[self.tree.query(centre)[1]]
 
 
 def crop_input(surface: Surface, path: Path, centre: np.ndarray, radius: float, points: int, samples: int,

@@ -33,6 +33,7 @@ from .data.io import Surface
 from .data.preprocess import sample_sphere
 from .inference import InferenceState, build_model
 from .inference.checkpoint import Checkpoint
+from .locate import Anchors, LandmarkReader
 
 FORMAT = "se3unet-refiner"
 VERSION = 1
@@ -73,23 +74,6 @@ class Refined:
         return self.chosen & ~self.refined
 
 
-class Anchors:
-    """Where crops may be centred: a fixed-seed sample of the surface, the same points in any
-    pose to rounding; a centre is moved onto the nearest."""
-
-    def __init__(self, surface: Surface, samples: int):
-        from scipy.spatial import cKDTree
-
-        from .data.preprocess import surface_points
-
-        self.points = surface_points(surface.vertices, surface.triangles if surface.is_mesh else None, None, samples,
-                                     np.random.default_rng(0))[0]
-        self.tree = cKDTree(self.points)
-
-    def snap(self, centres: np.ndarray) -> np.ndarray:
-        return self.points[self.tree.query(centres)[1]]
-
-
 class Refiner:
     """A refiner network and the settings it was trained with, for the coarse landmarks named
     ``inference.landmark_names``."""
@@ -123,8 +107,6 @@ class Refiner:
     def __call__(self, surface: Surface, coarse: np.ndarray, names: Sequence[str], mm_per_unit: float = 1.0,
                  samplings: Optional[int] = None) -> Refined:
         """``coarse`` [K, 3] landmarks named ``names`` on ``surface`` (the scan's units)."""
-        from .locate import LandmarkReader
-
         s = self.settings
         samplings = s.samplings if samplings is None else samplings
         radius = s.crop.radius_mm / mm_per_unit
