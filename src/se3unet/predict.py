@@ -254,7 +254,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     out.mkdir(parents=True, exist_ok=True)
     settings = json.dumps({"checkpoint": file_digest(Path(checkpoint)), "format": fmt, "picture": picture,
                            "html": html, "unit": unit, "locating": asdict(locating), "keep_no_face": keep_no_face,
-                           "refiner": None if refiner is None else refiner.base_sha256 + refiner.digest},
+                           "refiner": None if refiner is None else file_digest(refiner_path(checkpoint))},
                           sort_keys=True)
     names = output_names([Path(scan) for scan in scans])
     chosen = shard_of(len(scans), shard)

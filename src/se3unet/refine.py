@@ -61,12 +61,11 @@ class RefineSettings:
 class Refined:
     """``landmarks`` [K, 3] in the scan's units; ``chosen`` [K]: the landmarks the refiner reads
     (it knows them, its settings choose them, the coarse one is defined); ``refined`` [K]: those
-    of them it could read (the others kept their coarse place); ``moved`` [K]: how far each moved."""
+    of them it could read (the others kept their coarse place)."""
 
     landmarks: np.ndarray
     chosen: np.ndarray
     refined: np.ndarray
-    moved: np.ndarray
 
     @property
     def kept(self) -> np.ndarray:
@@ -82,16 +81,6 @@ class Refiner:
                  base_sha256: str, device: torch.device = torch.device("cpu"), batch: int = 16):
         self.model, self.inference, self.settings = model.eval(), inference, settings
         self.base_sha256, self.device, self.batch = base_sha256, device, batch
-
-    @property
-    def digest(self) -> str:
-        """What makes two refiners read alike: their settings and weights' sizes and sums."""
-        import hashlib
-        import json
-
-        weights = {k: [list(v.shape), float(v.double().sum())] for k, v in self.inference.weights.items()}
-        text = json.dumps({"settings": asdict(self.settings), "weights": weights}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @classmethod
     def load(cls, path: Union[str, Path], device: torch.device = torch.device("cpu")) -> "Refiner":
@@ -115,7 +104,7 @@ class Refiner:
         landmarks, refined = coarse.copy(), np.zeros(len(coarse), dtype=bool)
         chosen = np.isin(np.arange(len(coarse)), known)
         if not known:
-            return Refined(landmarks, chosen, refined, np.zeros(len(coarse)))
+            return Refined(landmarks, chosen, refined)
         centres = Anchors(surface, s.anchors).snap(coarse[known])
         crops, owners, surfaces = [], [], {}
         for k, centre in zip(known, centres):
@@ -137,7 +126,7 @@ class Refiner:
             if gap <= s.gap_mm and np.linalg.norm(candidate - coarse[k]) <= s.max_move * radius:
                 share = 1.0 if s.blend is None else s.blend[names[k]]
                 landmarks[k], refined[k] = share * candidate + (1 - share) * coarse[k], True
-        return Refined(landmarks, chosen, refined, np.linalg.norm(landmarks - coarse, axis=1))
+        return Refined(landmarks, chosen, refined)
 
 
 def save_refiner(path: Union[str, Path], trained: Union[str, Path], base: Union[str, Path],
