@@ -8,14 +8,22 @@ its time is printed separately. Each preset runs with the convolutions' per-edge
 recomputed in the backward pass (model.recompute, the default) and without, each setting in
 its own process (peak resident memory only grows within a process); peak memory is the rise of
 peak resident memory (on a GPU: of peak allocated memory) above the level once the model and
-inputs exist. Time is the median of the timed steps after one warm-up step.
+inputs exist (the default route's first step). Time is the median of the timed steps after one
+warm-up step.
+
+Routes: the engine contracts edge terms with radial weights by whichever of two orders does less
+work (equivariant/contraction.py); before issue 40 it had only the direct one. Every step here
+is timed by the default choice and by the direct route alternately, step by step in the same
+process, so ``speedup_over_direct`` holds on a noisy machine.
 
 Work and rate: ``gflop`` is the step's matrix-multiply work counted by
 torch.utils.flop_counter (the same for both settings of recompute but for the recomputed
 forward), ``gflop_per_s`` that work over the step time, and ``gemm_gflop_per_s`` the rate of a
 square 2,048 x 2,048 float32 matmul measured in the same process before and after the steps
 (the better of the two): on a noisy machine the ratio of the two rates holds where seconds do
-not. The last row is the shipped model (face68.pt) reading 8 clouds of 1,024 points without
+not. ``direct_gflop`` is the same step's work by the direct route and ``direct_gflop_per_s`` that
+work over the default route's seconds: the rate issue 40's targets were set in. The last row is
+the shipped model (face68.pt) reading 8 clouds of 1,024 points without
 gradients, predict's batch: its seconds and the same rates.
 
     python benchmarks/train_step.py                       # report-v1, default, predict forward
@@ -23,22 +31,25 @@ gradients, predict's batch: its seconds and the same rates.
     python benchmarks/train_step.py --device cuda         # on a GPU (TF32 off)
 
 The last line is JSON: {PRESET: {"step_seconds", "peak_mb", ..., "recompute_off": {"step_seconds",
-"peak_mb", "gflop", "gflop_per_s", "gemm_gflop_per_s"}}, "predict_forward": {...}}.
+"peak_mb", "gflop", "gflop_per_s", "gemm_gflop_per_s", "direct_gflop", "direct_gflop_per_s", "direct_route_seconds",
+"speedup_over_direct"}}, "predict_forward": {...}}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
-
-from se3unet.timing import median_step_seconds
+from contextlib import contextmanager
 
 # The shape each preset is measured at unless --batch/--points say otherwise.
 SHAPES = {"report-v1": (2, 2048), "default": (4, 1024), "original": (2, 2048)}
 PREDICT_BATCH, PREDICT_POINTS = 8, 1024
+RATE_KEYS = ("gflop", "gflop_per_s", "gemm_gflop_per_s", "direct_gflop", "direct_gflop_per_s", "direct_route_seconds",
+             "speedup_over_direct")
 
 
 def gemm_rate(device: str, size: int = 2048, repeats: int = 5) -> float:
@@ -56,6 +67,18 @@ def gemm_rate(device: str, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
+@contextmanager
+def edge_route(route: str):
+    """Run the engine's edge contractions by one route (equivariant/contraction.py)."""
+    from se3unet.equivariant import contraction
+
+    saved, contraction.ROUTE = contraction.ROUTE, route
+    try:
+        yield
+    finally:
+        contraction.ROUTE = saved
+
+
 def counted_gflop(step) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -64,8 +87,35 @@ def counted_gflop(step) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def rates(gflop: float, seconds: float, gemm: float) -> dict:
-    return {"gflop": gflop, "gflop_per_s": gflop / seconds, "gemm_gflop_per_s": gemm}
+def alternated_seconds(step, repeats: int) -> dict:
+    """Median seconds of ``step`` by the default route and by the direct one (the engine's only
+    route before issue 40), alternating step by step in one process so the ratio holds on a
+    noisy machine; one untimed warm-up of each first."""
+    import torch
+
+    times = {"auto": [], "direct": []}
+    for i in range(repeats + 1):
+        for route in times:
+            with edge_route(route):
+                start = time.perf_counter()
+                step()
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                if i:
+                    times[route].append(time.perf_counter() - start)
+    return {route: statistics.median(t) for route, t in times.items()}
+
+
+def rates(step, seconds: dict, gemm: float) -> dict:
+    """Counted work and rates; ``direct_gflop``: the same step's work by the direct route, and
+    ``direct_gflop_per_s`` that work over the default route's seconds (the rate the engine
+    would need by the direct route to be as fast)."""
+    gflop = counted_gflop(step)
+    with edge_route("direct"):
+        direct_gflop = counted_gflop(step)
+    return {"gflop": gflop, "gflop_per_s": gflop / seconds["auto"], "gemm_gflop_per_s": gemm,
+            "direct_gflop": direct_gflop, "direct_gflop_per_s": direct_gflop / seconds["auto"],
+            "direct_route_seconds": seconds["direct"], "speedup_over_direct": seconds["direct"] / seconds["auto"]}
 
 
 def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, device: str) -> dict:
@@ -100,11 +150,12 @@ def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, de
             release_freed_memory()  # as the trainer does after each step when recomputing
 
     gemm = gemm_rate(device)
-    seconds = median_step_seconds(step, repeats)
+    step()  # the default route first: peak memory is its own
     peak = memory.peak_mb()
+    seconds = alternated_seconds(step, repeats)
     gemm = max(gemm, gemm_rate(device))
-    return {"step_seconds": seconds, "peak_mb": peak, "params": sum(p.numel() for p in model.parameters()),
-            "hierarchy_seconds": hierarchy_seconds, **rates(counted_gflop(step), seconds, gemm)}
+    return {"step_seconds": seconds["auto"], "peak_mb": peak, "params": sum(p.numel() for p in model.parameters()),
+            "hierarchy_seconds": hierarchy_seconds, **rates(step, seconds, gemm)}
 
 
 def predict_worker(repeats: int, device: str) -> dict:
@@ -126,9 +177,9 @@ def predict_worker(repeats: int, device: str) -> dict:
         model(positions, hierarchy, normals, with_offsets=True)
 
     gemm = gemm_rate(device)
-    seconds = median_step_seconds(forward, repeats)
+    seconds = alternated_seconds(forward, repeats)
     gemm = max(gemm, gemm_rate(device))
-    return {"forward_seconds": seconds, "hierarchy_seconds": hierarchy_seconds, **rates(counted_gflop(forward), seconds, gemm)}
+    return {"forward_seconds": seconds["auto"], "hierarchy_seconds": hierarchy_seconds, **rates(forward, seconds, gemm)}
 
 
 def run_worker(args: argparse.Namespace, *extra: str) -> dict:
@@ -164,7 +215,8 @@ def main():
     print(f"one training step (forward + backward + Adam), {args.device}; GFLOP/s and GEMM rate measured in "
           f"each process")
     print(f"{'preset':12} {'shape':>10} {'recompute':>9} {'step s':>8} {'peak MB':>9} {'GFLOP':>7} {'GFLOP/s':>8} "
-          f"{'GEMM/s':>7} {'of GEMM':>8} {'hierarchy s':>12}")
+          f"{'GEMM/s':>7} {'of GEMM':>8} {'direct s':>9} {'speed-up':>9} {'direct GFLOP':>13} {'of GEMM':>8} "
+          f"{'hierarchy s':>12}")
     for name in args.presets:
         batch, points = args.batch or SHAPES.get(name, (2, 2048))[0], args.points or SHAPES.get(name, (2, 2048))[1]
         runs = {}
@@ -174,19 +226,21 @@ def main():
             r = runs[recompute] = run_worker(args, *extra, *([] if recompute else ["--no-recompute"]))
             print(f"{name:12} {f'{batch}x{points}':>10} {'on' if recompute else 'off':>9} {r['step_seconds']:8.2f} "
                   f"{r['peak_mb']:9.0f} {r['gflop']:7.1f} {r['gflop_per_s']:8.1f} {r['gemm_gflop_per_s']:7.0f} "
-                  f"{r['gflop_per_s'] / r['gemm_gflop_per_s']:8.0%} {r['hierarchy_seconds']:12.3f}")
+                  f"{r['gflop_per_s'] / r['gemm_gflop_per_s']:8.0%} {r['direct_route_seconds']:9.2f} "
+                  f"{r['speedup_over_direct']:8.2f}x {r['direct_gflop']:13.1f} "
+                  f"{r['direct_gflop_per_s'] / r['gemm_gflop_per_s']:8.0%} {r['hierarchy_seconds']:12.3f}")
         on, off = runs[True], runs[False]
         print(f"{'':12} {'':>10} {'on/off':>9} {on['step_seconds'] / off['step_seconds']:7.2f}x "
               f"{on['peak_mb'] / max(off['peak_mb'], 1e-9):8.2f}x")
         results[name] = {**on, "shape": [batch, points],
-                         "recompute_off": {k: off[k] for k in ("step_seconds", "peak_mb", "gflop", "gflop_per_s",
-                                                               "gemm_gflop_per_s")}}
+                         "recompute_off": {k: off[k] for k in ("step_seconds", "peak_mb", *RATE_KEYS)}}
     if not args.no_predict:
         print(f"  running the shipped model's forward pass ...", file=sys.stderr, flush=True)
         r = results["predict_forward"] = run_worker(args, "--predict-worker")
         print(f"shipped model forward, no gradients, {PREDICT_BATCH}x{PREDICT_POINTS}: {r['forward_seconds']:.3f} s, "
               f"{r['gflop']:.1f} GFLOP, {r['gflop_per_s']:.1f} GFLOP/s of {r['gemm_gflop_per_s']:.0f} "
-              f"({r['gflop_per_s'] / r['gemm_gflop_per_s']:.0%}); hierarchy {r['hierarchy_seconds']:.3f} s")
+              f"({r['gflop_per_s'] / r['gemm_gflop_per_s']:.0%}); direct route {r['direct_route_seconds']:.3f} s "
+              f"({r['speedup_over_direct']:.2f}x), {r['direct_gflop']:.1f} GFLOP; hierarchy {r['hierarchy_seconds']:.3f} s")
     print(json.dumps(results))
 
 

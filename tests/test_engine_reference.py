@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reference_engine import ReferenceConvSE3, ReferenceGSE3Res
-from se3unet.equivariant import ConvSE3, EquivariantGraph, Fiber, GSE3Res, convolution
+from se3unet.equivariant import ConvSE3, EquivariantGraph, Fiber, GSE3Res, contraction, convolution
 from se3unet.geometry.knn import knn_graph
 from se3unet.model import SE3Unet, preset
 
@@ -48,9 +48,14 @@ def _assert_same(new, reference):
         torch.testing.assert_close(new[key], reference[key], rtol=1e-12, atol=1e-12, msg=lambda m: f"{key}: {m}")
 
 
+ROUTES = ["direct", "summed", "auto"]  # contraction.py's two orders of work, and the per-layer choice
+
+
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("recompute", [False, True], ids=["recompute_off", "recompute_on"])
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_layer_matches_reference(name, recompute, monkeypatch):
+def test_layer_matches_reference(name, recompute, route, monkeypatch):
+    monkeypatch.setattr(contraction, "ROUTE", route)
     make_new, make_reference = LAYERS[name]
     new, reference = make_new(recompute).double(), make_reference(recompute).double()
     reference.load_state_dict(new.state_dict())
@@ -80,8 +85,10 @@ def _with_reference_layers(model):
     return model
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("name", ["default", "report-v1"])
-def test_model_matches_reference(name):
+def test_model_matches_reference(name, route, monkeypatch):
+    monkeypatch.setattr(contraction, "ROUTE", route)
     config = preset(name, num_outputs=5, channels=(4, 4), neighbours=6, pool_neighbours=4, recompute=False)
     if name == "default":
         config = config.replace(head="offset")

@@ -5,7 +5,7 @@ import torch
 
 from se3unet.equivariant import (AttentiveSelfInteraction, ConvSE3, EquivariantGraph, Fiber, GNormBias,
                                  GSE3Res, LinearSE3)
-from se3unet.equivariant import convolution
+from se3unet.equivariant import contraction, convolution
 from se3unet.equivariant.rotation import random_rotation, relative_error, rotate_features, wigner_d
 from se3unet.geometry.knn import knn_graph
 from se3unet.verify import VerifyConfig, check_layer, equivariance_error, tolerance
@@ -54,6 +54,33 @@ def test_layer_is_equivariant(name, dtype, device):
     translation = (torch.randn(3, dtype=dtype) * 5).to(device)
     err = equivariance_error(lambda f, x: _run(layer, f, x, neighbours), features, positions, rotation, translation)
     assert err < tolerance(dtype), f"{name}: relative error {err:.2e}"
+
+
+EDGE_LAYERS = [name for name in LAYERS if name.startswith(("conv", "gse3res"))]
+
+
+@pytest.mark.parametrize("route", ["direct", "summed"])
+@pytest.mark.parametrize("name", EDGE_LAYERS)
+def test_both_contraction_routes_are_equivariant(name, route, dtype, monkeypatch):
+    """The default picks a route per layer and degree; each must be equivariant on its own."""
+    monkeypatch.setattr(contraction, "ROUTE", route)
+    layer = LAYERS[name]().to(dtype)
+    positions = torch.randn(2, 30, 3, dtype=dtype)
+    neighbours = knn_graph(positions, 5)
+    features = _features(layer.fiber_in, 2, 30, dtype)
+    rotation, translation = random_rotation(dtype), torch.randn(3, dtype=dtype) * 5
+    err = equivariance_error(lambda f, x: _run(layer, f, x, neighbours), features, positions, rotation, translation)
+    assert err < tolerance(dtype), f"{name} ({route}): relative error {err:.2e}"
+
+
+def test_the_cheaper_route_is_chosen(monkeypatch):
+    monkeypatch.setattr(contraction, "ROUTE", "auto")
+    # Many channels per component, k = 12: summing over neighbours first is cheaper ...
+    assert contraction.summed_route(channels=32, groups=2, components=3, k=12, radial=33)
+    # ... few channels of degree 2 over 40 neighbours, one head: building the weights is.
+    assert not contraction.summed_route(channels=4, groups=1, components=5, k=40, radial=33)
+    monkeypatch.setattr(contraction, "ROUTE", "direct")
+    assert not contraction.summed_route(channels=32, groups=2, components=3, k=12, radial=33)
 
 
 def test_checker_detects_a_layer_that_breaks_equivariance():

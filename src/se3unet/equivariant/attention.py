@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Dict, Literal, Optional
 
 import torch
 from torch import nn
 
 from .basis import DEFAULT_NUM_RADIAL, EquivariantGraph
+from .contraction import inner_products, weighted_sum
 from .convolution import ConvSE3
 from .fiber import Features, Fiber
 from .linear import AttentiveSelfInteraction, LinearSE3
@@ -27,7 +28,8 @@ class GSE3Res(nn.Module):
     """Equivariant multi-head attention over each point's k neighbours, plus skip.
 
     Keys and values are the messages of one fused TFN convolution (key channels and value
-    channels side by side); queries a 1x1 map of the point's features. The attention logit
+    channels side by side), never built edge by edge where summing over the neighbours first
+    is cheaper (equivariant/contraction.py); queries a 1x1 map of the point's features. The attention logit
     of a head is the inner product of query and key over that head's channels of every degree:
     invariant, because Wigner-D matrices are orthogonal. A softmax over the k neighbours
     weighs the values; the result is concatenated with the input (skip) and projected to
@@ -47,43 +49,37 @@ class GSE3Res(nn.Module):
         self.fiber_key = Fiber({d: c for d, c in fiber_hidden if d in fiber_in})
         self.heads = heads
         self.key_value = ConvSE3(fiber_in, self.fiber_key + fiber_hidden, num_radial, radial_hidden,
-                                 self_interaction=False, recompute=recompute)
+                                 self_interaction=False, recompute=recompute, groups=heads)
         self.query = LinearSE3(fiber_in, self.fiber_key)
         self.key_dimension = self.fiber_key.dimension
         skip = fiber_hidden + Fiber({d: c for d, c in fiber_in if d in fiber_hidden})
         self.project = make_self_interaction(self_interaction, skip, fiber_out)
 
-    def _attend(self, kv: Features, query: Features) -> Features:
-        h = self.heads
-        logits = 0
-        for d, c in self.fiber_key:
-            key = kv[d][:, :, :c]  # [n, k, C_key, m]
-            q = query[d]  # [n, C_key, m]
-            n, k = key.shape[:2]
-            logits = logits + torch.einsum(
-                "nhcm,nkhcm->nkh", q.view(n, h, c // h, -1), key.reshape(n, k, h, c // h, -1)
-            )
-        weights = torch.softmax(logits * (self.key_dimension / h) ** -0.5, dim=1)  # over neighbours
-        out = {}
-        for d, c in self.fiber_value:
-            value = kv[d][:, :, self.fiber_key[d]:]  # [n, k, C_value, m]
-            n, k = value.shape[:2]
-            out[d] = torch.einsum(
-                "nkh,nkhcm->nhcm", weights, value.reshape(n, k, h, c // h, -1)
-            ).reshape(n, c, 2 * d + 1)
-        return out
+    def _attend(self, terms: Dict[int, torch.Tensor], hidden: torch.Tensor, weights: Dict[int, torch.Tensor],
+                query: Features) -> Features:
+        """One block of points: terms {d: [n, k, 2d + 1, Q]}, hidden [n, k, R], weights the
+        key-value convolution's radial weights {d: [C_key + C_value, Q, R]}."""
+        logits = sum(inner_products(terms[d], hidden, weights[d][:c], query[d], self.heads)
+                     for d, c in self.fiber_key)
+        attention = torch.softmax(logits * (self.key_dimension / self.heads) ** -0.5, dim=1)  # over neighbours
+        return {d: weighted_sum(terms[d], hidden, weights[d][self.fiber_key[d]:], attention)
+                for d in self.fiber_value.degrees}
 
     def forward(self, features: Features, graph: EquivariantGraph) -> Features:
         self.fiber_in.check(features, "GSE3Res input")
         flat = graph.flatten(features)
-        step = self.key_value.block_size(graph)
+        conv = self.key_value
+        step = conv.block_size(graph)
         query_degrees = self.fiber_key.degrees
         queries = self.query(flat)
+        weights = conv.radial_weights()
 
         def attend(block: slice, hidden: Optional[torch.Tensor], *query: torch.Tensor) -> Features:
-            return self._attend(self.key_value.messages(flat, graph, block, hidden), dict(zip(query_degrees, query)))
+            terms = conv.edge_terms(flat, graph, block)
+            h = conv.block_hidden(graph, block, hidden).view(block.stop - block.start, graph.k, -1)
+            return self._attend(terms, h, weights, dict(zip(query_degrees, query)))
 
-        attended = self.key_value.map_blocks(graph, attend, [queries[d].split(step) for d in query_degrees])
+        attended = conv.map_blocks(graph, attend, [queries[d].split(step) for d in query_degrees])
         joined = {
             d: torch.cat([attended[d], flat[d]], dim=1) if d in flat else attended[d]
             for d in self.fiber_value.degrees

@@ -99,6 +99,17 @@ class EquivariantGraph:
             self.scaled_lengths, 0.0, RADIAL_END, num_radial, basis="gaussian", cutoff=False
         )
         self.basis = self._spherical_basis(positions.dtype)
+        self._output_major: Dict[Tuple[int, int], torch.Tensor] = {}
+
+    def output_major_basis(self, l_in: int, l_out: int) -> torch.Tensor:
+        """basis[(l_in, l_out)] reordered to [B * N, k, (2 l_out + 1) num_J, 2 l_in + 1] ((m_out, J)
+        major): contracting features with it gives the terms in the layout the layers'
+        contractions read (equivariant/contraction.py). Made once per graph, on first use."""
+        if (l_in, l_out) not in self._output_major:
+            bn, k = self.neighbours.shape
+            basis = self.basis[(l_in, l_out)].view(bn, k, 2 * l_in + 1, -1, 2 * l_out + 1)
+            self._output_major[(l_in, l_out)] = basis.permute(0, 1, 4, 3, 2).reshape(bn, k, -1, 2 * l_in + 1)
+        return self._output_major[(l_in, l_out)]
 
     def _spherical_basis(self, dtype: torch.dtype) -> Dict[Tuple[int, int], torch.Tensor]:
         # lengths carry an epsilon, so a zero-length edge (coincident points) gets direction 0:
