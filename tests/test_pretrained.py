@@ -63,6 +63,25 @@ def test_predict_without_a_checkpoint_finds_the_landmarks_of_a_face_in_any_pose(
     assert np.abs(found @ turn.T - 40.0 - moved).max() < 0.01  # mm: the same landmarks, turned and moved (float32 rounding)
 
 
+def test_both_edge_routes_give_the_shipped_model_the_same_landmarks(sfm_model, tmp_path, monkeypatch, capsys):
+    """The engine's two orders of the edge sums (equivariant/contraction.py) in float32: predict's
+    landmarks the same to 0.01 mm (issue 40's mark), so the faster one changes nothing users see."""
+    from helpers import write_obj
+    from se3unet.equivariant import contraction
+
+    write_obj(tmp_path / "face.obj", sfm_model.shape.mean, sfm_model.triangles)
+    found = {}
+    for route in ("direct", "summed"):
+        monkeypatch.setattr(contraction, "ROUTE", route)
+        out = tmp_path / route
+        code = main(["predict", str(tmp_path / "face.obj"), "--output", str(out), "--no-picture", "--format", "json",
+                     "--samplings", "4"])
+        assert code == 0, capsys.readouterr().err
+        found[route] = np.array(list(json.loads((out / "face.landmarks.json").read_text())["landmarks"].values()))
+    assert found["direct"].shape == (68, 3)
+    assert np.abs(found["direct"] - found["summed"]).max() < 0.01  # mm
+
+
 def test_evaluate_without_a_checkpoint_scores_the_landmarks_the_cache_defines(shipped, sfm_dir, tmp_path, capsys):
     from se3unet.data.prepare import PrepareConfig, prepare
 
