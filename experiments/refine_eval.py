@@ -61,15 +61,17 @@ def main() -> None:
     parser.add_argument("--effects", action="store_true")
     parser.add_argument("--variant", choices=["mesh", "subdivided", "cloud"], default="mesh")
     parser.add_argument("--refiner", help="a refiner file (default: the shipped model's)")
+    parser.add_argument("--checkpoint", help="coarse model (default: the shipped one); another model is read "
+                                             "coarse only, as predict reads it (refiners belong to their weights)")
     parser.add_argument("--seed", type=int, default=777, help="identities and poses (555: choosing, 777: measuring)")
     parser.add_argument("--all-landmarks", action="store_true", help="refine every landmark, not the file's choice")
     parser.add_argument("--kinds", nargs="+", default=["sfm-face", "ict-face", "ict-head"])
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
-    model, checkpoint = load_model(pretrained_path())
+    model, checkpoint = load_model(args.checkpoint or pretrained_path())
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
-    refiner = Refiner.load(args.refiner or refiner_path(pretrained_path()))
-    if args.all_landmarks:
+    refiner = None if args.checkpoint else Refiner.load(args.refiner or refiner_path(pretrained_path()))
+    if args.all_landmarks and refiner is not None:
         refiner.settings = replace(refiner.settings, blend=None)
     names = checkpoint.inference.landmark_names
     rng = np.random.default_rng(args.seed)
@@ -90,7 +92,7 @@ def main() -> None:
             row[f"coarse-{samplings}"] = np.linalg.norm(coarse - truth_moved, axis=1).tolist()
             row[f"vectors-coarse-{samplings}"] = ((coarse - truth_moved) @ rotation).tolist()  # the face's frame
             row[f"seconds-coarse-{samplings}"] = time.perf_counter() - start
-            for rounds in args.refine_samplings:
+            for rounds in args.refine_samplings if refiner is not None else []:
                 start = time.perf_counter()
                 refined = refiner(moved, coarse, names, samplings=rounds)
                 key = f"refined-{samplings}x{rounds}"
