@@ -2,13 +2,14 @@
 # Issue 37, "is it worth it?": the refiner's CPU minutes spent on the coarse model instead. The
 # shipped weights (run.init=pretrained) train on for EPOCHS epochs of stage 2's scans (the shipped
 # identities, scanner effects, synthetic skulls and predict-like crops: configs/shipped-crops.yaml,
-# lr 5e-4 cosine to 1e-5); 4 epochs = 1,520 steps of 4 scans, about the refiner's 73 minutes at
-# the 2.7 s a step that stage 2 took on this CPU kind with the engine of the day. Then predict's
+# lr 5e-4 cosine to 1e-5); 7 epochs = 2,660 steps of 4 scans of 1,024 points, against the
+# refiner's 2,762 steps of 8 crops of 512 points (the same architecture, the same points a step:
+# the same CPU minutes, 73 on the day it was trained). Then predict's
 # path on the seed-777 sets, as experiments/refine_eval.py measured the refiner (same scans, same
 # poses: the seed draws them). Resumes after an interruption (run it again). Run in the .venv.
 set -euo pipefail
 RUN=${RUN:-runs/continued}
-EPOCHS=${EPOCHS:-4}
+EPOCHS=${EPOCHS:-7}
 OUT=${OUT:-experiments/results/refiner}
 SCANS="--source mixed --region head --subjects 400 --expressions 2 --samples 16000 --points 1024 --val 0.05
     --test 0 --seed 2025 --noise 0.3 --holes 1 --fov 0.7 --view 0.3 --density 0.3 --cache-dir cache/shipped"
