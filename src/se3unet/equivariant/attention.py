@@ -29,10 +29,10 @@ class GSE3Res(nn.Module):
 
     Keys and values are the messages of one fused TFN convolution (key channels and value
     channels side by side), never built edge by edge where summing over the neighbours first
-    is cheaper (equivariant/contraction.py); queries a 1x1 map of the point's features. The attention logit
-    of a head is the inner product of query and key over that head's channels of every degree:
-    invariant, because Wigner-D matrices are orthogonal. A softmax over the k neighbours
-    weighs the values; the result is concatenated with the input (skip) and projected to
+    is cheaper (equivariant/contraction.py); queries a 1x1 map of the point's features. The
+    attention logit of a head is the inner product of query and key over that head's channels
+    of every degree: invariant, because Wigner-D matrices are orthogonal. A softmax over the k
+    neighbours weighs the values; the result is concatenated with the input (skip) and projected to
     fiber_out by a 1x1 or an attentive self-interaction.
     """
 
