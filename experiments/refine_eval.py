@@ -62,7 +62,8 @@ def main() -> None:
     parser.add_argument("--variant", choices=["mesh", "subdivided", "cloud"], default="mesh")
     parser.add_argument("--refiner", help="a refiner file (default: the shipped model's)")
     parser.add_argument("--checkpoint", help="coarse model (default: the shipped one); another model is read "
-                                             "coarse only, as predict reads it (refiners belong to their weights)")
+                                             "coarse only, as predict reads it (refiners belong to their weights), "
+                                             "unless --refiner is given")
     parser.add_argument("--seed", type=int, default=777, help="identities and poses (555: choosing, 777: measuring)")
     parser.add_argument("--all-landmarks", action="store_true", help="refine every landmark, not the file's choice")
     parser.add_argument("--kinds", nargs="+", default=["sfm-face", "ict-face", "ict-head"])
@@ -70,7 +71,9 @@ def main() -> None:
     args = parser.parse_args()
     model, checkpoint = load_model(args.checkpoint or pretrained_path())
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
-    refiner = None if args.checkpoint else Refiner.load(args.refiner or refiner_path(pretrained_path()))
+    # Another checkpoint is read coarse unless --refiner names a refiner to try on it anyway.
+    refiner = (Refiner.load(args.refiner) if args.refiner else
+               None if args.checkpoint else Refiner.load(refiner_path(pretrained_path())))
     if args.all_landmarks and refiner is not None:
         refiner.settings = replace(refiner.settings, blend=None)
     names = checkpoint.inference.landmark_names
