@@ -57,6 +57,21 @@ def test_training_reduces_the_loss(tiny_cache, tmp_path):
     assert losses[-1] < losses[0]
 
 
+def test_bfloat16_autocast_trains_float32_weights_to_a_lower_loss(tiny_cache, tmp_path):
+    """optim.precision=bfloat16: products in bfloat16 (the weights end elsewhere than in float32),
+    weights and loss in float32, and the loss still falls."""
+    digests = {}
+    for precision in ("float32", "bfloat16"):
+        summary = train(tiny_config(tiny_cache, tmp_path / precision, epochs=6, lr=2e-2, precision=precision),
+                        progress=False)
+        digests[precision] = summary["weights_digest"]
+        rows = [line.split(",") for line in (tmp_path / precision / "epochs.csv").read_text().splitlines()[1:]]
+        assert float(rows[-1][2]) < float(rows[0][2]), precision
+        weights = Checkpoint.load(tmp_path / precision / "last.pt").inference.weights
+        assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point()), precision
+    assert digests["float32"] != digests["bfloat16"]
+
+
 def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_cache, tmp_path, monkeypatch):
     whole = train(tiny_config(tiny_cache, tmp_path / "whole"), progress=False)
 

@@ -142,7 +142,10 @@ def training_loss(run: Run, batch: Dict[str, object]) -> torch.Tensor:
     """total_loss over the batch, plus loss.consistency x the distance between the landmarks read
     on its scans and on their twins."""
     loss_settings = run.config.loss
-    logits, offsets = forward(run.network, batch, run.model_config.normals)
+    with torch.autocast(run.state.device.type, dtype=torch.bfloat16,
+                        enabled=run.config.optim.precision == "bfloat16"):
+        logits, offsets = forward(run.network, batch, run.model_config.normals)
+    logits, offsets = logits.float(), offsets.float() if offsets is not None else None  # the loss in float32
     loss = total_loss(loss_settings, logits, offsets, batch, run.pos_weight)
     if run.twin_set is not None:
         decoding = Decoding.for_training(loss_settings.name, run.model_config.head)
