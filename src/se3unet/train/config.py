@@ -81,8 +81,9 @@ class OptimSettings:
     grad_clip: Optional[float] = 10.0
     # bfloat16: the training forward pass under torch.autocast (matrix products in bfloat16, weights,
     # optimizer and loss in float32). 1.5x a step on a CPU with AVX512-BF16 (docs/engine.md), but the
-    # network is then equivariant only to about 2e-2 of its logits (float32: 5e-7): off by default;
-    # validation, evaluation and predict always run in float32.
+    # network is then equivariant only to about 2e-2 of its logits (float32: 5e-7), and a real training
+    # here was no faster and worse after an epoch (docs/training.md): off by default; validation,
+    # evaluation and predict always run in float32.
     precision: Literal["float32", "bfloat16"] = "float32"
 
 
