@@ -49,11 +49,16 @@ def summed_route(channels: int, groups: int, components: int, k: int, radial: in
 def route_width(channels: int, groups: int, components: int, terms: int, k: int, radial: int) -> int:
     """Floats per edge of the widest tensors the chosen route makes (sizes the blocks of edges):
     the direct route's radial weights; the summed route's per-point sums, one per group for the
-    keys and one for the values (counted together: sized as the widest alone, blocks fragmented
-    glibc's heap until a recomputed step's memory tripled)."""
+    keys and one for the values, counted together (sized by one alone, the blocks fragmented
+    glibc's heap: a recomputed step's peak memory tripled, docs/engine.md)."""
     if summed_route(channels, groups, components, k, radial):
         return max(components * terms, -(-2 * groups * radial * components * terms // k))
     return channels * terms
+
+
+def group_weights(weights: torch.Tensor, groups: int) -> list:
+    """[C, Q, R] -> one [C / G, Q R] matrix per group of consecutive channels."""
+    return list(weights.flatten(1).chunk(groups, dim=0))
 
 
 def messages(terms: torch.Tensor, hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -82,9 +87,8 @@ def weighted_sum(terms: torch.Tensor, hidden: torch.Tensor, weights: torch.Tenso
         return torch.einsum("nkg,nkgcm->ngcm", edge_weights, msg).reshape(n, c, m)
     flat_terms = terms.view(n, k, m * q).transpose(1, 2)  # [n, M Q, k]
     parts = []
-    for g in range(groups):
+    for g, w in enumerate(group_weights(weights, groups)):
         summed = torch.bmm(flat_terms, edge_weights[:, :, g:g + 1] * hidden)  # [n, M Q, R]
-        w = weights[g * per_group:(g + 1) * per_group].reshape(per_group, q * r)
         parts.append((summed.view(n * m, q * r) @ w.t()).view(n, m, per_group))
     out = torch.cat(parts, dim=2) if groups > 1 else parts[0]
     return out.transpose(1, 2)
@@ -103,8 +107,7 @@ def inner_products(terms: torch.Tensor, hidden: torch.Tensor, weights: torch.Ten
     flat_terms = terms.view(n, k, m * q)
     grouped_query = query.view(n, groups, per_group, m)
     logits = []
-    for g in range(groups):
-        w = weights[g * per_group:(g + 1) * per_group].reshape(per_group, q * r)
+    for g, w in enumerate(group_weights(weights, groups)):
         projected = (grouped_query[:, g].transpose(1, 2).reshape(n * m, per_group) @ w).view(n, m * q, r)
         logits.append((torch.bmm(flat_terms, projected) * hidden).sum(-1))  # [n, k]
     return torch.stack(logits, dim=-1)

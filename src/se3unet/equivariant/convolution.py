@@ -90,7 +90,8 @@ class ConvSE3(nn.Module):
         )
 
     def edge_width(self, graph: EquivariantGraph) -> int:
-        """Floats per edge of the widest per-edge tensor (sizes the blocks)."""
+        """Floats per edge of the widest per-edge tensor (sizes the blocks); estimated with all
+        output channels of a degree as one part, where attention splits them into keys and values."""
         return max(route_width(c, self.groups, 2 * lo + 1, self.terms[lo], graph.k, self.radial_size)
                    for lo, c in self.fiber_out)
 
