@@ -114,6 +114,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate.metrics import THRESHOLDS
     from .evaluate.report import evaluate
 
+    if args.rebuilt:
+        from .evaluate.rebuilt import evaluate_rebuilt
+
+        rebuilt = evaluate_rebuilt(args.checkpoint, args.cache, args.output, split=args.split, samplings=args.samplings,
+                                   limit=args.limit, seed=args.seed, refine=not args.no_refine,
+                                   progress=not args.quiet, device=args.device)
+        print(f"{rebuilt['described']}\n\n{rebuilt['table']}")
+        print(json.dumps({"report": rebuilt["report"], "rows": {row: {
+            "error_mm": r["error"]["mean_mm"], "seconds_per_scan": r["seconds_per_scan"]}
+            for row, r in rebuilt["rows"].items()}}))
+        return 0
     result = evaluate(args.checkpoint, args.cache, args.output, split=args.split, preprocessing=args.preprocessing,
                       perturbations=args.perturbations, translation=args.translation, batch_size=args.batch_size,
                       baseline=args.baseline, seed=args.seed, limit=args.limit, progress=not args.quiet,
@@ -332,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="evaluate the first n scans only")
     ev.add_argument("--seed", type=int, default=1234, help="seed of the test poses")
     ev.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
+    ev.add_argument("--rebuilt", action="store_true",
+                    help="score predict's path instead, on the split's scans rebuilt whole from the cache's recipe "
+                         "(face models redrawn, files read again; its scanner effects on the dense surface) in random "
+                         "poses, without and with the checkpoint's refiner, timed (--limit keeps it short)")
+    ev.add_argument("--samplings", type=int, default=32, help="--rebuilt: samplings of predict's face crop")
+    ev.add_argument("--no-refine", action="store_true", help="--rebuilt: only predict --no-refine's reading")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(run=_evaluate)
 

@@ -148,6 +148,15 @@ def split_subjects(subjects: Sequence[str], val: float, test: float, seed: int) 
 _WORKER: Dict[str, object] = {}
 
 
+def split_entries(config: PrepareConfig, entries: Sequence[Entry]) -> Tuple[Dict[str, List[str]],
+                                                                        Dict[str, List[Tuple[Entry, int]]]]:
+    """The subjects of each split, and each split's entries with their numbers (their places in
+    ``entries``, which seed their draws)."""
+    splits = split_subjects([e.subject for e in entries], config.val, config.test, config.seed)
+    split_of = {subject: name for name, subjects in splits.items() for subject in subjects}
+    return splits, {name: [(e, n) for n, e in enumerate(entries) if split_of.get(e.subject) == name] for name in splits}
+
+
 def _init_worker(source, config: PrepareConfig, parent: int) -> None:
     _WORKER["source"], _WORKER["config"] = source, config
     threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
@@ -185,23 +194,35 @@ def _ict_model(source, folder: Optional[str]):
     return _WORKER["ict"]
 
 
+def scan_rng(config: PrepareConfig, number: int) -> np.random.Generator:
+    """The random draws of scan ``number`` (its place in the source's entries) of a cache."""
+    return np.random.default_rng([config.seed, number])
+
+
+def read_entry(source, config: PrepareConfig, entry: Entry, rng: np.random.Generator) -> Tuple[Surface, np.ndarray]:
+    """One scan's whole surface and landmarks in mm, in the head --surround gives it (the first
+    draws of ``rng``, a scan_rng): what prepare samples, and what `evaluate --rebuilt` hands predict."""
+    raw = source.load(entry.key)
+    unit = raw.mm_per_unit
+    landmarks = raw.landmarks * unit
+    surface = Surface(raw.surface.vertices * unit, raw.surface.triangles, raw.surface.normals)
+    if config.surround and surface.is_mesh and not raw.whole_head and rng.random() < config.surround:
+        head = surrounded(surface, landmarks, source, config, rng)  # drawn in the twin too: its later draws stay the same
+        surface = surface if config.surround_twin else head
+    return surface, landmarks
+
+
 def preprocess_entry(source, config: PrepareConfig, entry: Entry, number: int) -> PreparedScan:
     """Read one scan, sample its surface, apply scanner effects, FPS and normalise.
 
     When scanner effects leave a mesh with fewer points than FPS keeps (a tight field of view,
     a single view and a thin side together), its surface is sampled again, more densely, with
     the same effects drawn afresh: the scan keeps its effects and the cache its size."""
-    rng = np.random.default_rng([config.seed, number])
+    rng = scan_rng(config, number)
     try:
-        raw = source.load(entry.key)
-        unit = raw.mm_per_unit
-        landmarks = raw.landmarks * unit
-        surface = Surface(raw.surface.vertices * unit, raw.surface.triangles, raw.surface.normals)
+        surface, landmarks = read_entry(source, config, entry, rng)
         with np.errstate(invalid="ignore"):  # landmarks a model does not define are NaN
             face_centre = np.nanmean(landmarks, axis=0)
-        if config.surround and surface.is_mesh and not raw.whole_head and rng.random() < config.surround:
-            head = surrounded(surface, landmarks, source, config, rng)  # drawn in the twin too: its later draws stay the same
-            surface = surface if config.surround_twin else head
         # A share of 1 draws nothing, so caches cropped before the share existed stay the same.
         cropped = config.face_crop > 0 and (config.face_crop_share >= 1 or rng.random() < config.face_crop_share)
         if cropped:
@@ -283,11 +304,7 @@ def prepare(config: PrepareConfig, cache_root: Union[str, Path], workers: int = 
     folder.mkdir(parents=True, exist_ok=True)
 
     source = make_source(config)
-    entries = source.entries()
-    numbered = list(enumerate(entries))
-    splits = split_subjects([e.subject for e in entries], config.val, config.test, config.seed)
-    split_of = {subject: name for name, subjects in splits.items() for subject in subjects}
-    jobs = {name: [(e, n) for n, e in numbered if split_of.get(e.subject) == name] for name in splits}
+    splits, jobs = split_entries(config, source.entries())
     todo = []  # (shard path, jobs) still missing
     for name in SPLITS:
         for i in range(0, len(jobs[name]), SHARD_SIZE):
