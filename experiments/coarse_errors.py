@@ -31,10 +31,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=555)
     parser.add_argument("--identities", type=int, default=20, help="of each kind (ICT face, ICT head, Surrey face)")
     parser.add_argument("--samplings", type=int, default=8)
+    parser.add_argument("--checkpoint", help="the coarse model (default: the shipped one)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model, checkpoint = load_model(pretrained_path())
+    model, checkpoint = load_model(args.checkpoint or pretrained_path())
     read = LandmarkReader(model, checkpoint.inference, torch.device("cpu"))
     names = checkpoint.inference.landmark_names
     rng = np.random.default_rng(args.seed)
