@@ -7,6 +7,8 @@
 # the same CPU minutes, 73 on the day it was trained). Then predict's
 # path on the seed-777 sets, as experiments/refine_eval.py measured the refiner (same scans, same
 # poses: the seed draws them). Resumes after an interruption (run it again). Run in the .venv.
+# It ran when the package held stage 3; the package now holds its result (stage 4), so to
+# repeat it start from stage 3: INIT=runs/shipped-stage3/best.pt (make pretrained's).
 set -euo pipefail
 RUN=${RUN:-runs/continued}
 EPOCHS=${EPOCHS:-7}
@@ -17,7 +19,7 @@ SCANS="--source mixed --region head --subjects 400 --expressions 2 --samples 160
 cache=$(se3unet prepare $SCANS --surround 0.5 --face-crop 120 --face-crop-share 0.5 --quiet |
     python3 -c 'import json, sys; print(json.loads(sys.stdin.read().splitlines()[-1])["cache"])')
 se3unet train --config configs/shipped-crops.yaml --resume --set data.cache="$cache" run.output="$RUN" \
-    run.init=pretrained optim.epochs="$EPOCHS" run.seed=2028 run.time_limit=10800 "$@"
+    run.init="${INIT:-pretrained}" optim.epochs="$EPOCHS" run.seed=2028 run.time_limit=10800 "$@"
 for effects in "" "--effects"; do
     python experiments/refine_eval.py --checkpoint "$RUN/best.pt" --seed 777 --identities 8 --samplings 32 \
         $effects --output "$OUT/continued-777${effects:+-effects}.json"

@@ -12,7 +12,9 @@ set -euo pipefail
 RUN=${REFINER_RUN:-runs/refiner}
 ERRORS=experiments/results/refiner/coarse-errors-555.npz
 CROPS=cache/refiner/crops-100
-[ -f "$ERRORS" ] || python experiments/coarse_errors.py --seed 555 --identities 20 --samplings 8 --output "$ERRORS"
+# COARSE: the coarse model whose errors the crops copy (default: the package's)
+[ -f "$ERRORS" ] || python experiments/coarse_errors.py --seed 555 --identities 20 --samplings 8 --output "$ERRORS" \
+    ${COARSE:+--checkpoint "$COARSE"}
 [ -f "$CROPS/manifest.json" ] || python experiments/refiner_crops.py --errors "$ERRORS" --subjects 100 --val-subjects 3 \
     --workers 2 --output "$CROPS"
 se3unet train --config configs/refiner.yaml --resume --set data.cache="$CROPS" run.output="$RUN" "$@"
