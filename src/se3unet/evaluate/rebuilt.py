@@ -65,8 +65,8 @@ def rebuilt_scans(cache: Union[str, Path], split: str = "test", limit: Optional[
         surface, landmarks = read_entry(source, config, entry, rng)
         with np.errstate(invalid="ignore"):  # landmarks a face model does not define are NaN
             centre = np.nanmean(landmarks, axis=0)
-        effects = np.random.default_rng([config.seed, number, 1])  # apart from prepare's draws
-        yield RebuiltScan(entry.origin, scanned(surface, config.scanner, effects, centre), landmarks)
+        effects_rng = np.random.default_rng([config.seed, number, 1])  # apart from prepare's draws
+        yield RebuiltScan(entry.origin, scanned(surface, config.scanner, effects_rng, centre), landmarks)
 
 
 def random_pose(rng: np.random.Generator, shift_mm: float = 100.0):
