@@ -1,6 +1,7 @@
 """`se3unet evaluate --rebuilt`: predict's path scored on a cache's scans rebuilt whole."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,22 @@ def test_evaluate_rebuilt_scores_predict_with_and_without_the_refiner(sfm_dir, t
     assert error == pytest.approx(rows["predict --no-refine"]["error_mm"], rel=1e-6)
     for picture in ("per_landmark.png", "ced.png"):
         assert (out / picture).stat().st_size > 10_000
+
+
+def test_a_scan_that_cannot_be_rebuilt_is_named(tmp_path, face_obj):
+    import shutil
+
+    from se3unet.data.errors import DataError
+
+    folder = tmp_path / "scans"
+    for name in ("a", "b", "c"):
+        (folder / name).mkdir(parents=True)
+        shutil.copy(face_obj, folder / name / "face.obj")
+        np.savetxt(folder / name / "face.landmarks.csv", np.random.default_rng(0).normal(0, 30, (5, 3)), delimiter=",")
+    config = PrepareConfig(source="folder", path=str(folder), samples=1000, points=256, val=0, test=1, seed=2)
+    cache = prepare(config, tmp_path / "cache", progress=False).path
+    test_scan = next(rebuilt_scans(cache)).origin
+    Path(test_scan).write_text("v 0 0\n")  # damaged since prepare
+    with pytest.raises(DataError) as raised:
+        next(rebuilt_scans(cache))
+    assert test_scan in str(raised.value)

@@ -20,6 +20,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from ..data.crops import dense_surface
+from ..data.errors import DataError
 from ..data.io import Surface
 from ..data.prepare import MANIFEST, PrepareConfig, make_source, read_entry, scan_rng, split_entries
 from ..data.preprocess import ScannerEffects
@@ -62,7 +63,12 @@ def rebuilt_scans(cache: Union[str, Path], split: str = "test", limit: Optional[
     jobs = split_entries(config, source.entries())[1][split]
     for entry, number in jobs[:limit]:
         rng = scan_rng(config, number)
-        surface, landmarks = read_entry(source, config, entry, rng)
+        try:
+            surface, landmarks = read_entry(source, config, entry, rng)
+        except DataError:
+            raise
+        except Exception as error:  # e.g. a folder's file moved since prepare: name it
+            raise DataError(entry.origin, f"cannot be rebuilt ({type(error).__name__}: {error})") from error
         with np.errstate(invalid="ignore"):  # landmarks a face model does not define are NaN
             centre = np.nanmean(landmarks, axis=0)
         effects_rng = np.random.default_rng([config.seed, number, 1])  # apart from prepare's draws
