@@ -7,8 +7,9 @@
 # the same CPU minutes, 73 on the day it was trained). Then predict's
 # path on the seed-777 sets, as experiments/refine_eval.py measured the refiner (same scans, same
 # poses: the seed draws them). Resumes after an interruption (run it again). Run in the .venv.
-# It ran when the package held stage 3; the package now holds its result (stage 4), so to
-# repeat it start from stage 3: INIT=runs/shipped-stage3/best.pt (make pretrained's).
+# It ran when the package held stage 3 (its result is stage 4; run again from stage 4 with
+# run.seed=2029 it made stage 5, which the package holds now): to repeat it, give the start,
+# e.g. INIT=runs/shipped-stage3/best.pt (make pretrained's).
 set -euo pipefail
 RUN=${RUN:-runs/continued}
 EPOCHS=${EPOCHS:-7}

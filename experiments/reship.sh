@@ -3,11 +3,11 @@
 # the refiner's binding and its per-landmark blend (chosen on seed 555), the confidence file, and
 # the figures the docs quote: refine_eval on seed 777 (clean and with scanner effects), the
 # model card's one-pass tables (evaluate_pretrained.sh), the confidence measure, and predict on
-# rebuilt scans (evaluate_rebuilt.sh). About 40 minutes alone on 2 cores (2026-12-07, stage 4).
+# rebuilt scans (evaluate_rebuilt.sh). About 35 minutes alone on 2 cores (2026-12-07, stage 5).
 # Then update docs/model-card.md, docs/inference.md ("Coarse to fine", "How much to trust a
 # landmark"), README.md's figures, and experiments/train_pretrained.sh's recipe.
 #
-#     bash experiments/reship.sh experiments/results/refiner/stage5.pt
+#     bash experiments/reship.sh runs/stage5/best.pt
 #
 # After an interruption the refiner's choice and the seed-777 readings are reused from $WORK
 # (delete it to start over), the rest runs again. Run in the
