@@ -27,7 +27,6 @@ from typing import Dict, List
 import numpy as np
 import torch
 import trimesh
-from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from se3unet.data.errors import DataError
@@ -36,6 +35,7 @@ from se3unet.data.io import Surface
 from se3unet.data.sfm import SurreyFaceModel
 from se3unet.data.sources import IctFaceSource, SurreyFaceSource
 from se3unet.evaluate.metrics import confidence_statistics
+from se3unet.evaluate.rebuilt import random_pose
 from se3unet.inference import load_model
 from se3unet.inference.confidence import Calibration, ConfidenceModel, confidence_path, file_sha256
 from se3unet.locate import LandmarkReader, LocateSettings, locate_readings
@@ -44,7 +44,7 @@ from se3unet.pretrained import pretrained_path
 
 
 def posed(surface: Surface, rng: np.random.Generator):
-    rotation, shift = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix(), rng.normal(0, 100, 3)
+    rotation, shift = random_pose(rng)
     return Surface(surface.vertices @ rotation.T + shift, surface.triangles), rotation, shift
 
 

@@ -27,6 +27,7 @@ from se3unet.atomic import write_text_atomically  # noqa: E402
 from se3unet.data.crops import dense_surface  # noqa: E402
 from se3unet.data.io import Surface  # noqa: E402
 from se3unet.data.preprocess import ScannerEffects  # noqa: E402
+from se3unet.evaluate.rebuilt import IBUG_GROUPS, random_pose  # noqa: E402
 from se3unet.inference import load_model  # noqa: E402
 from se3unet.locate import LandmarkReader, LocateSettings, locate  # noqa: E402
 from se3unet.predict import surface_input  # noqa: E402
@@ -34,8 +35,7 @@ from se3unet.pretrained import pretrained_path  # noqa: E402
 from se3unet.refine import Refiner, refiner_path  # noqa: E402
 
 EFFECTS = ScannerEffects(noise=0.3, holes=1, fov=0.7, view=0.3, density=0.3)
-GROUPS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
-          "mouth": range(48, 68)}
+GROUPS = IBUG_GROUPS  # jaw, brows, nose, eyes, mouth (continue_table.py reads them here)
 
 
 def rebuilt(surface: Surface, truth: np.ndarray, effects: bool, variant: str, rng: np.random.Generator) -> Surface:
@@ -81,9 +81,7 @@ def main() -> None:
     rows = []
     scans = [f for f in faces(args.seed, args.identities, names) if f[0] in args.kinds]
     for kind, surface, truth in tqdm(scans, desc="scans"):
-        from scipy.spatial.transform import Rotation
-
-        rotation, shift = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix(), rng.normal(0, 100, 3)
+        rotation, shift = random_pose(rng)
         scan = rebuilt(surface, truth, args.effects, args.variant, rng)
         moved = Surface(scan.vertices @ rotation.T + shift, scan.triangles)
         truth_moved = truth @ rotation.T + shift
