@@ -20,13 +20,7 @@ REFINER_RUN=${REFINER_RUN:-runs/refiner}
 P=src/se3unet/pretrained
 mkdir -p "$WORK"
 se3unet export "$NEW" $P/face68.pt
-python -c "
-from se3unet.refine import RefineSettings, save_refiner
-from se3unet.pretrained import pretrained_path
-save_refiner(pretrained_path().with_name('face68.refiner.pt'), '$REFINER_RUN/best.pt', pretrained_path(), RefineSettings())"
-[ -f "$WORK/choose-555.json" ] || python experiments/refine_eval.py --seed 555 --identities 6 --samplings 32 \
-    --refine-samplings 1 --all-landmarks --output "$WORK/choose-555.json"
-python experiments/refine_choose.py "$WORK/choose-555.json" $P/face68.refiner.pt --reading 32x1
+bash experiments/bind_refiner.sh "$REFINER_RUN" "$WORK/choose-555.json"
 for effects in "" "--effects"; do
     f="$WORK/eval-777${effects:+-effects}.json"
     [ -f "$f" ] || python experiments/refine_eval.py --seed 777 --identities 8 --samplings 32 $effects --output "$f"

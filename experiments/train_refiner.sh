@@ -18,11 +18,5 @@ CROPS=cache/refiner/crops-100
 [ -f "$CROPS/manifest.json" ] || python experiments/refiner_crops.py --errors "$ERRORS" --subjects 100 --val-subjects 3 \
     --workers 2 --output "$CROPS"
 se3unet train --config configs/refiner.yaml --resume --set data.cache="$CROPS" run.output="$RUN" "$@"
-python -c "
-from se3unet.refine import RefineSettings, save_refiner
-from se3unet.pretrained import pretrained_path
-save_refiner(pretrained_path().with_name('face68.refiner.pt'), '$RUN/best.pt', pretrained_path(), RefineSettings())"
-# (5) how much of each landmark's refined place to take, chosen on 18 seed-555 scans (about 8 minutes)
-[ -f "$RUN/choose-555.json" ] || python experiments/refine_eval.py --seed 555 --identities 6 --samplings 32 \
-    --refine-samplings 1 --all-landmarks --output "$RUN/choose-555.json"
-python experiments/refine_choose.py "$RUN/choose-555.json" src/se3unet/pretrained/face68.refiner.pt --reading 32x1
+# (4) + (5): written beside face68.pt and bound to it, its blend chosen on seed 555 (about 8 minutes)
+bash experiments/bind_refiner.sh "$RUN" "$RUN/choose-555.json"
