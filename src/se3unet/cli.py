@@ -169,8 +169,23 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from .finetune import finetune
+    from .finetune import atlas_finetune, finetune
     from .inference import ReadSettings
+
+    if args.method == "atlas":
+        if args.keep or args.whole_scan or args.freeze:
+            raise ValueError("--keep, --whole-scan and --freeze belong to --method network (atlas keeps the model's "
+                             "own landmarks and reads scans as the model does)")
+        summary = atlas_finetune(args.data, args.output, checkpoint=args.checkpoint, names=args.landmark_names,
+                                 landmarks_file=args.landmarks_file, unit=args.unit, samplings=args.samplings,
+                                 seed=args.seed, progress=not args.quiet)
+        print(f"{summary['checkpoint']}: the model's own landmarks and {len(summary['landmarks'])} of yours from "
+              f"{summary['training_scans']} annotated scans ({summary['seconds'] / 60:.1f} min); use it with: "
+              f"se3unet predict --checkpoint {summary['checkpoint']} SCANS")
+        print(json.dumps(summary))
+        return 0
+    if args.unit != "mm":
+        raise ValueError("--unit belongs to --method atlas; --method network takes --mm-per-unit")
 
     reading = ReadSettings(crop=not args.whole_scan, radius_mm=args.crop_radius)
     summary = finetune(args.data, args.output, checkpoint=args.checkpoint, keep=args.keep, steps=args.steps,
@@ -387,10 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(run=_predict)
 
     ft = commands.add_parser("finetune", formatter_class=Help,
-                             help="a model for your landmarks: fine-tune the shipped model on a few annotated scans")
+                             help="a model for your landmarks from a few annotated scans (atlas transfer, or fine-tuning)")
     ft.add_argument("data", help="a folder of scans with landmark files beside them (<stem>.mrk.json, .fcsv, .ljson, "
                                  ".pts, .landmarks.csv/json/txt/npy) or a .tps file at its top (ID= the scan's stem)")
     ft.add_argument("--output", default="runs/finetune", help="folder for the cache, the run and model.pt")
+    ft.add_argument("--method", choices=["atlas", "network"], default="atlas",
+                    help="atlas: no training; the annotated scans are registered onto each new scan, brought there by "
+                         "the model's 68 landmarks (14 head and ear landmarks learned from 20 heads: 2.8 mm, where "
+                         "network reached 8.4; docs/your-landmarks.md); network: train the model's head and backbone on them")
+    ft.add_argument("--unit", default="mm", choices=list(UNITS),
+                    help="atlas: the unit of the scans and landmark files")
+    ft.add_argument("--samplings", type=int, default=8,
+                    help="atlas: samplings of the model's crop for its 68 landmarks on the annotated scans")
     ft.add_argument("--checkpoint", help="the model to start from (default: the shipped model)")
     ft.add_argument("--keep", action="store_true",
                     help="keep the model's own landmarks beside yours (files need not carry them)")

@@ -7,6 +7,10 @@ backbone copied, one output per landmark of the files (train/finetune_init.py sa
 start). ``keep``: the base model's landmarks stay beside the new ones, from the base head left as
 it was; with the backbone frozen (the default then) they are exactly the base model's.
 
+``atlas_finetune`` learns the set without training: the annotated scans become atlases
+(se3unet.atlas) that the base model's 68 landmarks bring onto each new scan, registered there
+surface to surface; the checkpoint is the base model with the atlases in it.
+
 The result, ``OUTPUT/model.pt``, is an ordinary inference checkpoint for `predict --checkpoint`,
 `evaluate` and `export`; it records how predict reads a scan with it (a crop of a radius around
 the nose tip, or around the landmarks' centre when it has none, or the whole scan).
@@ -16,10 +20,13 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from .atlas import AtlasSettings
+from .data.errors import DataError
 from .data.prepare import MANIFEST, PrepareConfig, prepare
 from .data.preprocess import ScannerEffects
 from .inference import Checkpoint, ReadSettings
@@ -28,6 +35,58 @@ from .train.config import ExperimentConfig, apply_overrides
 from .train.trainer import LAST, train
 
 RESULT = "model.pt"
+METHODS = ("atlas", "network")
+
+
+def atlas_finetune(data: str, output: str, checkpoint: Optional[str] = None, names: Optional[Sequence[str]] = None,
+                   landmarks_file: Optional[str] = None, unit: str = "mm", samplings: int = 8,
+                   settings: AtlasSettings = AtlasSettings(), seed: int = 0,
+                   progress: bool = True) -> Dict[str, object]:
+    """The base checkpoint (None: the shipped model) with the annotated scans of ``data`` in it
+    as atlases: predict then writes the base model's landmarks and the files' ones after them.
+    The base model's landmarks on each training scan come from `predict` (``samplings`` of its
+    crop; resumable under ``output/base-landmarks``); its confidence model, when it has one,
+    holds for the new file too (the same weights) and is written beside it."""
+    from .atlas import Atlas, LandmarkAtlas, ScanCloud
+    from .data.landmark_files import read_landmark_file
+    from .data.sources import FolderSource
+    from .inference.confidence import confidence_for, confidence_path, file_sha256
+    from .locate import LocateSettings
+    from .predict import UNITS, predict
+
+    started = time.perf_counter()
+    base_path = Path(checkpoint) if checkpoint else pretrained_path()
+    base = Checkpoint.load(base_path).without_resume()
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
+    source = FolderSource(data, UNITS[unit], names, landmarks_file)
+    clash = [n for n in source.landmark_names if n in base.inference.landmark_names]
+    if clash:
+        raise ValueError(f"{data}: {', '.join(clash[:5])} are the base model's own landmarks, which it predicts "
+                         f"itself; rename them or leave them out (--landmark-names)")
+    entries = source.entries()
+    out = Path(output)
+    found = predict([e.key[0] for e in entries], str(base_path), str(out / "base-landmarks"), fmt="json",
+                    picture=False, unit=unit, locating=LocateSettings(samplings=samplings), keep_no_face=True,
+                    progress=progress)
+    atlases = []
+    from tqdm import tqdm
+
+    for entry, result in tqdm(list(zip(entries, found)), desc="atlases", unit="scan", disable=not progress):
+        if "landmarks" not in result:
+            raise DataError(entry.origin, f"the base model found no landmarks on it: {result.get('error')}")
+        anchors = read_landmark_file(result["landmarks"]).arranged(base.inference.landmark_names)
+        raw = source.load(entry.key)
+        cloud = ScanCloud.of(raw.surface, UNITS[unit], settings, seed)
+        atlases.append(Atlas(cloud, raw.landmarks * UNITS[unit], anchors * UNITS[unit]))
+    base.inference.atlas = LandmarkAtlas(source.landmark_names, atlases, settings).to_mapping()
+    result_path = out / RESULT
+    base.save(result_path)
+    trust = confidence_for(base_path)
+    if trust is not None:
+        replace(trust, checkpoint_sha256=file_sha256(result_path)).save(confidence_path(result_path))
+    return {"checkpoint": str(result_path), "method": "atlas", "landmarks": source.landmark_names,
+            "training_scans": len(atlases), "seconds": round(time.perf_counter() - started, 1)}
 
 
 def finetune(data: str, output: str, checkpoint: Optional[str] = None, keep: bool = False, steps: int = 300,

@@ -27,6 +27,7 @@ from .data.preprocess import ModelInput, model_input, surface_points
 from .atomic import write_text_atomically
 from .inference import ScanSettings, choose_device, load_model
 from .inference.confidence import ConfidenceModel, confidence_for
+from .atlas import LandmarkAtlas, ScanCloud
 from .locate import LandmarkReader, LocateSettings, Located, locate_readings
 from .pretrained import pretrained_path
 from .refine import Refiner, refiner_for, refiner_path
@@ -245,6 +246,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
     read = LandmarkReader(model, inference, device)
     trust = confidence_for(checkpoint)
     refiner = refiner_for(checkpoint, device) if refine else None
+    atlas = LandmarkAtlas.from_mapping(inference.atlas) if inference.atlas else None
     if refine and refiner is None:
         import warnings
 
@@ -270,7 +272,7 @@ def predict(scans: Sequence[str], checkpoint: Optional[str], output: str, fmt: s
             results.append({**previous, "status": "done before", "name": name})
             continue
         result = _predict_one(Path(scan), name, out, read, trust, fmt, picture, html, unit, locating, keep_no_face,
-                              timings, refiner)
+                              timings, refiner, atlas)
         result["name"], result["seconds"] = name, round(time.perf_counter() - started, 2)
         result["status"] = "failed" if "error" in result else ("no face (kept)" if result.get("no_face") else "ok")
         if "error" not in result:
@@ -305,7 +307,8 @@ def _done_before(record: Path, settings: str) -> Optional[Dict[str, object]]:
 
 def _predict_one(path: Path, name: str, out: Path, read: LandmarkReader, trust: Optional[ConfidenceModel], fmt: str,
                  picture: bool, html: bool, unit: str, locating: LocateSettings, keep_no_face: bool,
-                 timings: Optional[Timings], refiner: Optional[Refiner] = None) -> Dict[str, object]:
+                 timings: Optional[Timings], refiner: Optional[Refiner] = None,
+                 atlas: Optional[LandmarkAtlas] = None) -> Dict[str, object]:
     """One scan's landmark file (and picture, page); its result, with ``error`` when it failed."""
     inference = read.inference
     try:
@@ -334,10 +337,18 @@ def _predict_one(path: Path, name: str, out: Path, read: LandmarkReader, trust: 
         landmarks = refined.landmarks
         result["refined"] = f"{int(refined.refined.sum())}/{int(refined.chosen.sum())}"
         result["not_refined"] = [n for n, kept in zip(inference.landmark_names, refined.kept) if kept]
-    target = out / f"{name}.landmarks{FORMATS[fmt]}"
+    names = list(inference.landmark_names)
     confidence = None if verdict is None else verdict.confidence
+    if atlas is not None:  # the checkpoint's own landmark set after the model's (se3unet.atlas)
+        with timed(timings, "atlas"):
+            placed = atlas.place(ScanCloud.of(surface, UNITS[unit], atlas.settings), landmarks * UNITS[unit])
+        landmarks, names = np.concatenate([landmarks, placed.landmarks / UNITS[unit]]), names + atlas.names
+        result["atlas_spread"] = round(float(np.nanmean(placed.spread)) / UNITS[unit], 3)
+        if confidence is not None:  # the atlases' spread: how far their votes disagree
+            confidence = np.concatenate([confidence, placed.spread / UNITS[unit]])
+    target = out / f"{name}.landmarks{FORMATS[fmt]}"
     with timed(timings, "write"):
-        write_landmarks(target, landmarks, inference.landmark_names, fmt, path, confidence,
+        write_landmarks(target, landmarks, names, fmt, path, confidence,
                         None if verdict is None else verdict.face_score)
     result["landmarks"] = str(target)
     if picture:
@@ -346,13 +357,13 @@ def _predict_one(path: Path, name: str, out: Path, read: LandmarkReader, trust: 
         image = out / f"{name}.png"
         with timed(timings, "picture"):
             scan_picture(prepared.points * prepared.scale + prepared.centre, landmarks, image, title=path.name,
-                         names=inference.landmark_names)
+                         names=names)
         result["picture"] = str(image)
     if html:
         from .pages import write_scan_page  # plotly only when a page is wanted
 
         with timed(timings, "page"):
             result["page"] = str(write_scan_page(out / f"{name}.html", path.name, surface.vertices,
-                                                 surface.triangles, landmarks, inference.landmark_names, unit,
+                                                 surface.triangles, landmarks, names, unit,
                                                  confidence=confidence))
     return result

@@ -69,18 +69,24 @@ class InferenceState:
     decoding: Decoding = field(default_factory=Decoding)
     provenance: Provenance = field(default_factory=Provenance)
     reading: ReadSettings = field(default_factory=ReadSettings)
+    # A landmark set placed after the model's own by atlas transfer (se3unet.atlas): its mapping
+    atlas: Optional[Dict[str, Any]] = None
 
     def to_mapping(self) -> Dict[str, Any]:
-        return {"model_config": self.model_config, "weights": self.weights, "landmark_names": list(self.landmark_names),
-                "scan": asdict(self.scan), "decoding": self.decoding.to_dict(), "provenance": asdict(self.provenance),
-                "reading": asdict(self.reading)}
+        mapping = {"model_config": self.model_config, "weights": self.weights,
+                   "landmark_names": list(self.landmark_names), "scan": asdict(self.scan),
+                   "decoding": self.decoding.to_dict(), "provenance": asdict(self.provenance),
+                   "reading": asdict(self.reading)}
+        if self.atlas is not None:
+            mapping["atlas"] = self.atlas
+        return mapping
 
     @classmethod
     def from_mapping(cls, m: Dict[str, Any]) -> "InferenceState":
         return cls(model_config=dict(m["model_config"]), weights=dict(m["weights"]),
                    landmark_names=list(m["landmark_names"]), scan=_build(ScanSettings, m.get("scan", {})),
                    decoding=_build(Decoding, m.get("decoding", {})), provenance=_build(Provenance, m.get("provenance", {})),
-                   reading=_build(ReadSettings, m.get("reading", {})))
+                   reading=_build(ReadSettings, m.get("reading", {})), atlas=m.get("atlas"))
 
 
 @dataclass
