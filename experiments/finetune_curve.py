@@ -13,6 +13,7 @@ new landmarks (what a user hands over); `finetune` adds the shipped scanner effe
 unseen identities of seed 777, whole heads in random poses, through `predict`.
 
     SE3UNET_ICT_DIR=../shared/data/ict python experiments/finetune_curve.py --n 5 20 --seeds 0 1
+    ... --method network  (fine-tuning the network instead of atlas transfer)
 
 Every stage's output is kept under --work, so an interrupted run resumes; the tables and the
 plot go to experiments/results/finetune/.
@@ -32,7 +33,7 @@ from scipy.spatial.transform import Rotation
 from se3unet.data.ict import IctFaceModel
 from se3unet.data.landmark_files import format_landmarks
 from se3unet.data.sources import IctFaceSource
-from se3unet.finetune import finetune
+from se3unet.finetune import METHODS, atlas_finetune, finetune
 from se3unet.inference import ReadSettings
 from se3unet.locate import LocateSettings
 from se3unet.predict import predict
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=60)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--samplings", type=int, default=8, help="predict's samplings (shipped and fine-tuned models alike)")
+    parser.add_argument("--method", choices=METHODS, default="atlas", help="finetune's method")
     parser.add_argument("--freeze", default="none")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--crop-radius", type=float, default=0.0, help="mm; 0: the fine-tuned model reads whole scans")
@@ -184,18 +186,26 @@ def main() -> None:
             rows.append({"n": n, "seed": "-", "method": method, "mean_mm": float(e.mean()),
                          "per_landmark": dict(zip(names, e.mean(0).round(2).tolist()))})
         for seed in args.seeds:
-            out = work / f"finetune{args.tag}-{n}-seed{seed}"
             started = time.perf_counter()
-            reading = ReadSettings(crop=args.crop_radius > 0, radius_mm=args.crop_radius or 120.0)
-            summary = finetune(str(folder), str(out), steps=args.steps, seed=seed, freeze=args.freeze, lr=args.lr,
-                               new_landmarks=args.new_landmarks, reading=reading, progress=True)
+            if args.method == "atlas":  # no training: the N heads become atlases (se3unet.atlas)
+                out = work / f"atlas{args.tag}-{n}-seed{seed}"
+                summary = atlas_finetune(str(folder), str(out), seed=seed, samplings=args.samplings, progress=True)
+                summary["steps"], locating = 0, LocateSettings(samplings=args.samplings)
+            else:
+                out = work / f"finetune{args.tag}-{n}-seed{seed}"
+                reading = ReadSettings(crop=args.crop_radius > 0, radius_mm=args.crop_radius or 120.0)
+                summary = finetune(str(folder), str(out), steps=args.steps, seed=seed, freeze=args.freeze, lr=args.lr,
+                                   new_landmarks=args.new_landmarks, reading=reading, progress=True)
+                locating = LocateSettings(crop=reading.crop, radius_mm=reading.radius_mm, samplings=args.samplings)
             minutes = (time.perf_counter() - started) / 60
-            found = cached_predict(test_paths, summary["checkpoint"], out / "predictions",
-                                   LocateSettings(crop=reading.crop, radius_mm=reading.radius_mm,
-                                                  samplings=args.samplings), names)
+            predicting = time.perf_counter()
+            found = cached_predict(test_paths, summary["checkpoint"], out / "predictions", locating, names)
+            seconds_per_scan = (time.perf_counter() - predicting) / len(test_paths)
             e = errors_mm(np.stack([found[p.stem] for p in test_paths]), test_truth)
-            rows.append({"n": n, "seed": seed, "method": f"finetune{args.tag}", "mean_mm": float(e.mean()),
+            method = f"{args.method if args.method == 'atlas' else 'finetune'}{args.tag}"
+            rows.append({"n": n, "seed": seed, "method": method, "mean_mm": float(e.mean()),
                          "minutes": round(minutes, 1), "steps": summary["steps"],
+                         "predict_s_per_scan": round(seconds_per_scan, 1),
                          "per_landmark": dict(zip(names, e.mean(0).round(2).tolist()))})
             print(rows[-1], flush=True)
             RESULTS.mkdir(parents=True, exist_ok=True)  # after every run: a stopped experiment keeps its rows
