@@ -96,11 +96,12 @@ def test_finetune_atlas_writes_a_checkpoint_predict_reads(heads, tmp_path):
     write_obj(tmp_path / "new" / "unseen.obj", test_surface.vertices, test_surface.triangles)
 
     assert main(["finetune", str(tmp_path / "data"), "--output", str(tmp_path / "mine"), "--samplings", "1",
-                 "--quiet"]) == 0
+                 "--voters", "2", "--quiet"]) == 0
     checkpoint = tmp_path / "mine" / "model.pt"
     saved = Checkpoint.load(checkpoint)
     shipped = Checkpoint.load(pretrained_path())
     assert saved.inference.atlas["names"] == names and len(saved.inference.atlas["atlases"]) == 3
+    assert saved.inference.atlas["settings"]["nearest"] == 2
     assert all(saved.inference.weights[k].equal(v) for k, v in shipped.inference.weights.items())
     assert main(["predict", str(tmp_path / "new" / "unseen.obj"), "--checkpoint", str(checkpoint), "--samplings", "1",
                  "--output", str(tmp_path / "out"), "--format", "json", "--no-picture", "--quiet"]) == 0

@@ -169,16 +169,19 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    from .atlas import AtlasSettings
     from .finetune import atlas_finetune, finetune
     from .inference import ReadSettings
 
     if args.method == "atlas":
+        if args.voters < 0:
+            raise ValueError(f"--voters must be 0 (all) or more, got {args.voters}")
         if args.keep or args.whole_scan or args.freeze:
             raise ValueError("--keep, --whole-scan and --freeze belong to --method network (atlas keeps the model's "
                              "own landmarks and reads scans as the model does)")
         summary = atlas_finetune(args.data, args.output, checkpoint=args.checkpoint, names=args.landmark_names,
                                  landmarks_file=args.landmarks_file, unit=args.unit, samplings=args.samplings,
-                                 seed=args.seed, progress=not args.quiet)
+                                 settings=AtlasSettings(nearest=args.voters), seed=args.seed, progress=not args.quiet)
         print(f"{summary['checkpoint']}: the model's own landmarks and {len(summary['landmarks'])} of yours from "
               f"{summary['training_scans']} annotated scans ({summary['seconds'] / 60:.1f} min); use it with: "
               f"se3unet predict --checkpoint {summary['checkpoint']} SCANS")
@@ -239,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .choices import literal_values
     from .data.prepare import PrepareConfig
     from .data.preprocess import ScannerEffects
+    from .atlas import AtlasSettings
     from .predict import UNITS
     from .data.landmark_files import WRITTEN_FORMATS
 
@@ -414,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="atlas: the unit of the scans and landmark files")
     ft.add_argument("--samplings", type=int, default=8,
                     help="atlas: samplings of the model's crop for its 68 landmarks on the annotated scans")
+    ft.add_argument("--voters", type=int, default=AtlasSettings.nearest,
+                    help="atlas: how many annotated scans vote on a new one, those whose 68 fit its 68 best (0: all); "
+                         "predict's time grows with it (about 0.35 s each)")
     ft.add_argument("--checkpoint", help="the model to start from (default: the shipped model)")
     ft.add_argument("--keep", action="store_true",
                     help="keep the model's own landmarks beside yours (files need not carry them)")
