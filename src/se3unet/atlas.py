@@ -127,10 +127,10 @@ def _deformation(atlas: np.ndarray, scan: ScanCloud, settings: AtlasSettings):
 
 def register(atlas: Atlas, scan: ScanCloud, anchors: np.ndarray, settings: AtlasSettings) -> np.ndarray:
     """The atlas's landmarks [K, 3] carried onto ``scan`` (mm) whose base-model 68 are ``anchors``."""
-    usable = np.isfinite(anchors).all(1) & np.isfinite(atlas.anchors).all(1)
-    if usable.sum() < 4:
+    fit = _anchor_fit(atlas.anchors, anchors)
+    if fit is None:
         return np.full_like(atlas.landmarks, np.nan)
-    s, r, t = similarity(atlas.anchors[usable], anchors[usable])
+    s, r, t, _ = fit
     sparse = s * atlas.cloud.sparse @ r.T + t
     dense = s * atlas.cloud.dense @ r.T + t
     landmarks = s * atlas.landmarks @ r.T + t
@@ -157,13 +157,19 @@ def register(atlas: Atlas, scan: ScanCloud, anchors: np.ndarray, settings: Atlas
     return placed
 
 
-def _fit_residual(source: np.ndarray, target: np.ndarray) -> float:
-    """Root mean square distance left after the similarity transform fitting ``source`` to ``target``."""
+def _anchor_fit(source: np.ndarray, target: np.ndarray):
+    """(s, R, t, rms) of the similarity transform fitting the anchor landmarks found in both
+    (``source`` to ``target``), or None with fewer than 4 of them."""
     usable = np.isfinite(source).all(1) & np.isfinite(target).all(1)
     if usable.sum() < 4:
-        return np.inf
+        return None
     s, r, t = similarity(source[usable], target[usable])
-    return float(np.sqrt(((s * source[usable] @ r.T + t - target[usable]) ** 2).sum(1).mean()))
+    return s, r, t, float(np.sqrt(((s * source[usable] @ r.T + t - target[usable]) ** 2).sum(1).mean()))
+
+
+def _fit_residual(source: np.ndarray, target: np.ndarray) -> float:
+    fit = _anchor_fit(source, target)
+    return np.inf if fit is None else fit[3]
 
 
 def geometric_median(points: np.ndarray, iterations: int = 50) -> np.ndarray:
