@@ -132,21 +132,23 @@ def register(atlas: Atlas, scan: ScanCloud, anchors: np.ndarray, settings: Atlas
         return np.full_like(atlas.landmarks, np.nan)
     s, r, t, _ = fit
     sparse = s * atlas.cloud.sparse @ r.T + t
-    dense = s * atlas.cloud.dense @ r.T + t
-    landmarks = s * atlas.landmarks @ r.T + t
-    r, t = _rigid_icp(sparse, scan.sparse, scan.tree("sparse"), settings.icp_iterations)
-    sparse, dense, landmarks = sparse @ r.T + t, dense @ r.T + t, landmarks @ r.T + t
+    r2, t2 = _rigid_icp(sparse, scan.sparse, scan.tree("sparse"), settings.icp_iterations)
+    scale, rotation, shift = s, r2 @ r, r2 @ t + t2  # the atlas's own frame to the scan's: s R x + t
+    sparse = sparse @ r2.T + t2
     nodes, shifts, width = _deformation(sparse, scan, settings)
-    placed = np.full_like(landmarks, np.nan)
-    dense_tree = cKDTree(dense)
-    for k, landmark in enumerate(landmarks):
-        if not np.isfinite(landmark).all():
+    placed = np.full_like(atlas.landmarks, np.nan)
+    for k, own in enumerate(atlas.landmarks):
+        if not np.isfinite(own).all():
             continue
+        landmark = scale * rotation @ own + shift
         moved = landmark + _weights(landmark[None], nodes, width)[0] @ shifts
-        near = dense[dense_tree.query_ball_point(landmark, settings.patch_mm + width)]
+        # the dense patch found in the atlas's own frame (its tree is built once), then moved
+        radius = (settings.patch_mm + width) / scale
+        near = atlas.cloud.dense[atlas.cloud.tree("dense").query_ball_point(own, radius)]
         if len(near) < 10:
             placed[k] = moved
             continue
+        near = scale * near @ rotation.T + shift
         near = near + _weights(near, nodes, width) @ shifts
         patch = near[np.linalg.norm(near - moved, axis=1) <= settings.patch_mm]
         if len(patch) < 10:

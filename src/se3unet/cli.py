@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.prepare import PrepareConfig
     from .data.preprocess import ScannerEffects
     from .atlas import AtlasSettings
+    from .finetune import METHODS
     from .predict import UNITS
     from .data.landmark_files import WRITTEN_FORMATS
 
@@ -410,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("data", help="a folder of scans with landmark files beside them (<stem>.mrk.json, .fcsv, .ljson, "
                                  ".pts, .landmarks.csv/json/txt/npy) or a .tps file at its top (ID= the scan's stem)")
     ft.add_argument("--output", default="runs/finetune", help="folder for the cache, the run and model.pt")
-    ft.add_argument("--method", choices=["atlas", "network"], default="atlas",
+    ft.add_argument("--method", choices=METHODS, default="atlas",
                     help="atlas: no training; the annotated scans are registered onto each new scan, brought there by "
                          "the model's 68 landmarks (14 head and ear landmarks learned from 20 heads: 2.8 mm, where "
                          "network reached 8.4; docs/your-landmarks.md); network: train the model's head and backbone on them")
