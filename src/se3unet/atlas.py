@@ -6,7 +6,9 @@ there (a similarity transform fitted to the two sets of 68), then the atlas surf
 to the scan: a rigid ICP of the whole, a smooth non-rigid deformation (displacements of a few
 hundred nodes, Gaussian-smoothed at shrinking widths, pulled both ways between the surfaces),
 and a rigid ICP of the dense patch around each landmark. Each atlas votes a place per landmark;
-the answer is their geometric median, and how far the votes spread is a likely error.
+the answer is their geometric median, each vote weighted by how well its patch fits the scan
+there (atlases whose local shape matches transfer best), and how far the votes spread is a
+likely error.
 
 Pose never enters: the 68 are the base model's (equivariant) answer, and every later step is
 a registration between surfaces. Measured in docs/your-landmarks.md (issue 38).
@@ -39,6 +41,9 @@ class AtlasSettings:
     patch_mm: float = 25.0  # radius of the dense patch around a landmark in the local ICP
     icp_iterations: int = 10
     nearest: int = 20  # atlases voting on a scan: those whose 68 fit the scan's best (0: all); bounds the cost
+    # a vote's weight: exp(-(r / r_best - 1) / this), r the patch's symmetric fit residual after the local ICP
+    # and r_best the best vote's for that landmark (0: equal weights)
+    fit_temperature: float = 0.2
 
     @classmethod
     def from_dict(cls, values: Dict) -> "AtlasSettings":
@@ -125,11 +130,13 @@ def _deformation(atlas: np.ndarray, scan: ScanCloud, settings: AtlasSettings):
     return nodes, shifts, settings.widths_mm[-1]
 
 
-def register(atlas: Atlas, scan: ScanCloud, anchors: np.ndarray, settings: AtlasSettings) -> np.ndarray:
-    """The atlas's landmarks [K, 3] carried onto ``scan`` (mm) whose base-model 68 are ``anchors``."""
+def register(atlas: Atlas, scan: ScanCloud, anchors: np.ndarray, settings: AtlasSettings) -> Tuple[np.ndarray, np.ndarray]:
+    """The atlas's landmarks [K, 3] carried onto ``scan`` (mm) whose base-model 68 are ``anchors``, and how
+    well each landmark's patch fits the scan there [K] (RMS mm both ways; NaN: no patch)."""
     fit = _anchor_fit(atlas.anchors, anchors)
+    residual = np.full(len(atlas.landmarks), np.nan)
     if fit is None:
-        return np.full_like(atlas.landmarks, np.nan)
+        return np.full_like(atlas.landmarks, np.nan), residual
     s, r, t, _ = fit
     sparse = s * atlas.cloud.sparse @ r.T + t
     r2, t2 = _rigid_icp(sparse, scan.sparse, scan.tree("sparse"), settings.icp_iterations)
@@ -156,7 +163,19 @@ def register(atlas: Atlas, scan: ScanCloud, anchors: np.ndarray, settings: Atlas
             continue
         r, t = _rigid_icp(patch, scan.dense, scan.tree("dense"), settings.icp_iterations)
         placed[k] = r @ moved + t
-    return placed
+        residual[k] = _patch_residual(patch @ r.T + t, placed[k], scan, settings.patch_mm)
+    return placed, residual
+
+
+def _patch_residual(patch: np.ndarray, centre: np.ndarray, scan: ScanCloud, radius: float) -> float:
+    """RMS distance between a placed atlas patch and the scan within ``radius`` of ``centre``, both
+    ways: one way alone misses scan parts the atlas lacks (an ear that sticks out further)."""
+    to_scan = scan.tree("dense").query(patch)[0]
+    own = scan.dense[scan.tree("dense").query_ball_point(centre, radius)]
+    if len(own) < 10:
+        return float(np.sqrt((to_scan ** 2).mean()))
+    to_patch = cKDTree(patch).query(own)[0]
+    return float(np.sqrt(0.5 * (to_scan ** 2).mean() + 0.5 * (to_patch ** 2).mean()))
 
 
 def _anchor_fit(source: np.ndarray, target: np.ndarray):
@@ -174,17 +193,28 @@ def _fit_residual(source: np.ndarray, target: np.ndarray) -> float:
     return np.inf if fit is None else fit[3]
 
 
-def geometric_median(points: np.ndarray, iterations: int = 50) -> np.ndarray:
-    """The point with the least summed distance to the finite rows of ``points`` (Weiszfeld):
+def geometric_median(points: np.ndarray, weights: Optional[np.ndarray] = None, iterations: int = 50) -> np.ndarray:
+    """The point with the least (weighted) summed distance to the finite rows of ``points`` (Weiszfeld):
     robust to a few atlases gone astray, and unlike a per-coordinate median it turns with the scan."""
-    points = points[np.isfinite(points).all(1)]
+    weights = np.ones(len(points)) if weights is None else np.asarray(weights, dtype=float)
+    usable = np.isfinite(points).all(1) & np.isfinite(weights)
+    points, weights = points[usable], weights[usable]
     if len(points) == 0:
         return np.full(3, np.nan)
-    centre = points.mean(0)
+    centre = (weights[:, None] * points).sum(0) / weights.sum()
     for _ in range(iterations):
-        weights = 1.0 / np.maximum(np.linalg.norm(points - centre, axis=1), 1e-9)
-        centre = (weights[:, None] * points).sum(0) / weights.sum()
+        w = weights / np.maximum(np.linalg.norm(points - centre, axis=1), 1e-9)
+        centre = (w[:, None] * points).sum(0) / w.sum()
     return centre
+
+
+def vote_weights(residuals: np.ndarray, temperature: float) -> np.ndarray:
+    """Each vote's weight [A] from its patch residual [A]: the best-fitting votes count most (multi-atlas
+    fusion weighted by local similarity); equal where the temperature is 0 or the residual is unknown."""
+    if temperature <= 0 or not np.isfinite(residuals).any():
+        return np.ones(len(residuals))
+    best = max(float(np.nanmin(residuals)), 1e-9)
+    return np.where(np.isfinite(residuals), np.exp(-(residuals / best - 1.0) / temperature), np.exp(-1.0 / temperature))
 
 
 @dataclass
@@ -209,8 +239,10 @@ class LandmarkAtlas:
                                                     kind="stable")[:count]]
 
     def place(self, scan: ScanCloud, anchors: np.ndarray) -> Placement:
-        votes = np.stack([register(a, scan, anchors, self.settings) for a in self.chosen(anchors)])  # [A, K, 3]
-        landmarks = np.stack([geometric_median(votes[:, k]) for k in range(votes.shape[1])])
+        placed = [register(a, scan, anchors, self.settings) for a in self.chosen(anchors)]
+        votes, residuals = np.stack([p for p, _ in placed]), np.stack([r for _, r in placed])  # [A, K, 3], [A, K]
+        landmarks = np.stack([geometric_median(votes[:, k], vote_weights(residuals[:, k], self.settings.fit_temperature))
+                              for k in range(votes.shape[1])])
         with warnings.catch_warnings():  # an all-missing landmark's spread is NaN, as it should be
             warnings.simplefilter("ignore", RuntimeWarning)
             spread = np.nanmedian(np.linalg.norm(votes - landmarks, axis=-1), axis=0)
