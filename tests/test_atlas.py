@@ -127,7 +127,7 @@ def test_votes_weigh_by_how_well_their_patch_fits():
     from se3unet.atlas import geometric_median, vote_weights
 
     weights = vote_weights(np.array([1.0, 1.2, 2.0, np.nan]), temperature=0.2)
-    assert np.allclose(weights, np.exp([0.0, -1.0, -5.0, -5.0]))  # no patch: counted as the worst
+    assert np.allclose(weights, np.exp([0.0, -1.0, -5.0, -5.0]))  # no patch: as twice the best residual
     assert np.allclose(vote_weights(np.array([1.0, 3.0]), temperature=0.0), 1.0)
     assert np.allclose(vote_weights(np.array([np.nan, np.nan]), temperature=0.2), 1.0)
     votes = np.array([[0.0, 0, 0], [10.0, 0, 0], [0.0, 10, 0]])

@@ -210,7 +210,8 @@ def geometric_median(points: np.ndarray, weights: Optional[np.ndarray] = None, i
 
 def vote_weights(residuals: np.ndarray, temperature: float) -> np.ndarray:
     """Each vote's weight [A] from its patch residual [A]: the best-fitting votes count most (multi-atlas
-    fusion weighted by local similarity); equal where the temperature is 0 or the residual is unknown."""
+    fusion weighted by local similarity); equal where the temperature is 0 or no residual is known. A vote
+    without one (too few patch points) weighs as one whose residual is twice the best's."""
     if temperature <= 0 or not np.isfinite(residuals).any():
         return np.ones(len(residuals))
     best = max(float(np.nanmin(residuals)), 1e-9)
