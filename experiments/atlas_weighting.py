@@ -22,7 +22,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_curve import RESULTS, TRAIN_SEED, cached_predict, write_heads  # noqa: E402
 
-from se3unet.atlas import Atlas, AtlasSettings, ScanCloud, geometric_median, register, vote_weights  # noqa: E402
+from se3unet.atlas import Atlas, AtlasSettings, ScanCloud, fuse, register  # noqa: E402
 from se3unet.data.ict import IctFaceModel  # noqa: E402
 from se3unet.data.io import read_surface  # noqa: E402
 from se3unet.locate import LocateSettings  # noqa: E402
@@ -60,8 +60,7 @@ def main() -> None:
         placed = list(tqdm(pool.imap(_votes, range(args.n)), total=args.n, desc="heads placed by the others"))
     rows = []
     for temperature in TEMPERATURES:
-        errors = np.array([[np.linalg.norm(geometric_median(votes[:, k], vote_weights(residuals[:, k], temperature))
-                                           - truth[p.stem][k]) for k in range(len(names))]
+        errors = np.stack([np.linalg.norm(fuse(votes, residuals, temperature) - truth[p.stem], axis=1)
                            for p, (votes, residuals) in zip(paths, placed)])
         rows.append({"fit_temperature": temperature, "n": args.n, "mean_mm": float(errors.mean()),
                      "per_landmark": dict(zip(names, errors.mean(0).round(2).tolist()))})

@@ -218,6 +218,13 @@ def vote_weights(residuals: np.ndarray, temperature: float) -> np.ndarray:
     return np.where(np.isfinite(residuals), np.exp(-(residuals / best - 1.0) / temperature), np.exp(-1.0 / temperature))
 
 
+def fuse(votes: np.ndarray, residuals: np.ndarray, temperature: float) -> np.ndarray:
+    """Landmarks [K, 3] from the atlases' votes [A, K, 3] and patch residuals [A, K]: per landmark the
+    geometric median of the votes weighted by ``vote_weights``."""
+    return np.stack([geometric_median(votes[:, k], vote_weights(residuals[:, k], temperature))
+                     for k in range(votes.shape[1])])
+
+
 @dataclass
 class Placement:
     landmarks: np.ndarray  # [K, 3] mm: the geometric median of the atlases' votes
@@ -242,8 +249,7 @@ class LandmarkAtlas:
     def place(self, scan: ScanCloud, anchors: np.ndarray) -> Placement:
         placed = [register(a, scan, anchors, self.settings) for a in self.chosen(anchors)]
         votes, residuals = np.stack([p for p, _ in placed]), np.stack([r for _, r in placed])  # [A, K, 3], [A, K]
-        landmarks = np.stack([geometric_median(votes[:, k], vote_weights(residuals[:, k], self.settings.fit_temperature))
-                              for k in range(votes.shape[1])])
+        landmarks = fuse(votes, residuals, self.settings.fit_temperature)
         with warnings.catch_warnings():  # an all-missing landmark's spread is NaN, as it should be
             warnings.simplefilter("ignore", RuntimeWarning)
             spread = np.nanmedian(np.linalg.norm(votes - landmarks, axis=-1), axis=0)
