@@ -26,19 +26,28 @@ work over the default route's seconds: the rate issue 40's targets were set in. 
 the shipped model (face68.pt) reading 8 clouds of 1,024 points without
 gradients, predict's batch: its seconds and the same rates.
 
+One process per core (CPU): the same step of the same batch split across ``--processes``
+processes (default: one per core), one intra-op thread each, gradients averaged by
+DistributedDataParallel over gloo, as ``torchrun --nproc_per_node P ... optim.batch_size=B/P``
+trains. Timed alternately with one process (all threads) on the same shapes, two rounds, so
+``speedup_over_one_process`` holds on a noisy machine; its ``gflop_per_s`` is the one-process
+step's counted work over the step's wall time, against the GEMM rate of all cores.
+
     python benchmarks/train_step.py                       # report-v1, default, predict forward
     python benchmarks/train_step.py --presets original    # any presets (at --batch x --points)
     python benchmarks/train_step.py --device cuda         # on a GPU (TF32 off)
 
 The last line is JSON: {PRESET: {"step_seconds", "peak_mb", ..., "recompute_off": {"step_seconds",
 "peak_mb", "gflop", "gflop_per_s", "gemm_gflop_per_s", "direct_gflop", "direct_gflop_per_s", "direct_route_seconds",
-"speedup_over_direct"}}, "predict_forward": {...}}.
+"speedup_over_direct"}, "data_parallel": {"processes", "step_seconds", "one_process_seconds",
+"speedup_over_one_process", "gflop_per_s", "gemm_gflop_per_s"}}, "predict_forward": {...}}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -158,6 +167,53 @@ def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, de
             "hierarchy_seconds": hierarchy_seconds, **rates(step, seconds, gemm)}
 
 
+def parallel_worker(name: str, batch: int, points: int, repeats: int, rank: int, world: int, port: int) -> dict:
+    """Seconds per training step (recompute off) of ``batch`` clouds split across ``world``
+    processes, this one ``rank`` (world 1: one process, all threads). Ranks start each timed
+    step together (a barrier), so the slowest rank sets the time, as in training."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from se3unet.model import SE3Unet, preset
+
+    if world > 1:
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    config = preset(name, recompute=False)
+    model = SE3Unet(config)
+    positions = torch.randn(batch, points, 3)
+    normals = torch.nn.functional.normalize(torch.randn(batch, points, 3), dim=-1) if config.normals else None
+    labels = (torch.rand(batch, points, config.num_outputs) > 0.95).float()
+    shard = slice(rank * batch // world, (rank + 1) * batch // world)
+    positions, labels = positions[shard], labels[shard]
+    normals = normals[shard] if normals is not None else None
+    hierarchy = model.hierarchy(positions)
+    network = DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        logits = network(positions, hierarchy, normals)
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, labels).backward()
+        optimizer.step()
+
+    times = []
+    for i in range(repeats + 1):
+        if world > 1:
+            dist.barrier()
+        start = time.perf_counter()
+        step()
+        if world > 1:
+            dist.barrier()
+        if i:
+            times.append(time.perf_counter() - start)
+    if world > 1:
+        dist.destroy_process_group()
+    return {"step_seconds": statistics.median(times), "threads": torch.get_num_threads()}
+
+
 def predict_worker(repeats: int, device: str) -> dict:
     """The shipped model's forward pass at predict's batch, hierarchy prebuilt."""
     import torch
@@ -191,6 +247,45 @@ def run_worker(args: argparse.Namespace, *extra: str) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_parallel(args: argparse.Namespace, name: str, batch: int, points: int, world: int) -> float:
+    """Seconds per step of ``world`` processes on shards of one batch (rank 0's report)."""
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, __file__, "--parallel-worker", name, "--batch", str(batch),
+                               "--points", str(points), "--repeats", str(args.repeats), "--rank", str(rank),
+                               "--world", str(world), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in range(world)]
+    outputs = [p.communicate() for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        if p.returncode != 0:
+            raise RuntimeError(f"parallel worker of {name} failed:\n{err[-3000:]}")
+    return json.loads(outputs[0][0].strip().splitlines()[-1])["step_seconds"]
+
+
+def data_parallel(args: argparse.Namespace, name: str, batch: int, points: int, gflop: float) -> dict:
+    """One process per core against one process, alternated over two rounds (medians)."""
+    median = statistics.median
+    if batch % args.processes:
+        raise SystemExit(f"--processes {args.processes} does not divide {name}'s batch of {batch}")
+    one, many = [], []
+    gemm = gemm_rate("cpu")
+    for _ in range(2):
+        one.append(run_parallel(args, name, batch, points, 1))
+        many.append(run_parallel(args, name, batch, points, args.processes))
+    gemm = max(gemm, gemm_rate("cpu"))
+    return {"processes": args.processes, "step_seconds": median(many), "one_process_seconds": median(one),
+            "speedup_over_one_process": median(one) / median(many), "gflop_per_s": gflop / median(many),
+            "gemm_gflop_per_s": gemm}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["report-v1", "default"])
@@ -199,10 +294,20 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-predict", action="store_true", help="skip the shipped model's forward pass")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="processes of the data-parallel row (default: one per core; 1 skips it; CPU only)")
+    parser.add_argument("--parallel-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--world", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--predict-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-recompute", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.parallel_worker:
+        print(json.dumps(parallel_worker(args.parallel_worker, args.batch, args.points, args.repeats, args.rank,
+                                         args.world, args.port)))
+        return
     if args.predict_worker:
         print(json.dumps(predict_worker(args.repeats, args.device)))
         return
@@ -234,6 +339,13 @@ def main():
               f"{on['peak_mb'] / max(off['peak_mb'], 1e-9):8.2f}x")
         results[name] = {**on, "shape": [batch, points],
                          "recompute_off": {k: off[k] for k in ("step_seconds", "peak_mb", *RATE_KEYS)}}
+        if args.device == "cpu" and args.processes > 1:
+            print(f"  running {name} in {args.processes} processes, one thread each ...", file=sys.stderr, flush=True)
+            d = results[name]["data_parallel"] = data_parallel(args, name, batch, points, off["gflop"])
+            print(f"{name:12} {f'{batch}x{points}':>10} {'off':>9} {d['step_seconds']:8.2f} {'':>9} {'':>7} "
+                  f"{d['gflop_per_s']:8.1f} {d['gemm_gflop_per_s']:7.0f} "
+                  f"{d['gflop_per_s'] / d['gemm_gflop_per_s']:8.0%}  <- {d['processes']} processes x 1 thread, "
+                  f"{d['speedup_over_one_process']:.2f}x one process ({d['one_process_seconds']:.2f} s) alternated")
     if not args.no_predict:
         print(f"  running the shipped model's forward pass ...", file=sys.stderr, flush=True)
         r = results["predict_forward"] = run_worker(args, "--predict-worker")
