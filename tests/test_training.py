@@ -205,6 +205,24 @@ def test_two_cpu_processes_end_with_identical_weights(tiny_cache, tmp_path):
     assert parameter_digest(build_model(saved.inference)) == ranks[0]["weights_digest"]
 
 
+def test_processes_with_a_share_of_the_batch_step_through_one_process_batches():
+    # docs/training.md's recipe for a CPU's cores: P processes with batch B / P. At every step the
+    # ranks' batches together must be the one process's batch (the same scans, so the same poses),
+    # then DDP's averaged gradient is the one process's.
+    from se3unet.train.distributed import Distributed
+    from se3unet.train.trainer import batches, epoch_order
+
+    for count, batch, world in ((50, 4, 2), (23, 6, 3), (9, 4, 4)):
+        one = batches(epoch_order(count, 7, 1, Distributed(), batch), batch)
+        ranks = [batches(epoch_order(count, 7, 1, Distributed(rank, world), batch // world), batch // world)
+                 for rank in range(world)]
+        assert all(len(r) == len(one) for r in ranks)
+        assert [sum((r[i] for r in ranks), []) for i in range(len(one))] == one
+    # Fewer scans than a batch per rank: one short batch each, none shared.
+    shares = [epoch_order(5, 7, 0, Distributed(rank, 2), 4) for rank in range(2)]
+    assert len(shares[0]) == len(shares[1]) == 2 and not set(shares[0]) & set(shares[1])
+
+
 @pytest.mark.slow
 def test_a_time_limit_reached_on_one_rank_stops_every_rank_together(tiny_cache, tmp_path):
     # Rank 0's limit is over after its first step, rank 1's never: both must stop there.

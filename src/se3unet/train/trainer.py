@@ -61,10 +61,19 @@ def all_batches(indices: List[int], size: int) -> List[List[int]]:
 
 
 def epoch_order(count: int, seed: int, epoch: int, state: Distributed, batch_size: int) -> List[int]:
-    """This rank's share of the epoch's shuffled scan order; every rank gets as many batches."""
+    """This rank's share of the epoch's shuffled scan order; every rank gets as many batches.
+
+    Batches are dealt in turn: step i of rank r is batch i * world_size + r of the order, so P
+    processes with batch B / P train on the scans, in the poses, that one process with batch B
+    trains on at every step (the same run, the gradients averaged over the ranks)."""
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
-    per_rank = (count // state.world_size) // batch_size * batch_size or count // state.world_size
-    return order[state.rank * per_rank:(state.rank + 1) * per_rank]
+    world, rank = state.world_size, state.rank
+    steps = count // (world * batch_size)
+    if steps == 0:  # fewer scans than one batch per rank: one short batch each
+        share = count // world
+        return order[rank * share:(rank + 1) * share]
+    return [index for i in range(steps)
+            for index in order[(i * world + rank) * batch_size:(i * world + rank + 1) * batch_size]]
 
 
 def forward(model, batch: Dict, use_normals: bool):
