@@ -10,7 +10,7 @@
 # It ran when the package held stage 3 (its result is stage 4; run again from stage 4 with
 # run.seed=2029 it made stage 5, which the package holds now): to repeat it, give the start,
 # e.g. INIT=runs/shipped-stage3/best.pt (make pretrained's). PROCESSES=2: one process per core
-# with half the batch each (torchrun; the same steps, docs/training.md), 1.2-1.4x faster on 2 cores.
+# with half the batch each (torchrun; the same steps, docs/training.md), 1.1x faster on 2 cores (stage 6).
 set -euo pipefail
 RUN=${RUN:-runs/continued}
 EPOCHS=${EPOCHS:-7}
