@@ -127,22 +127,31 @@ def rates(step, seconds: dict, gemm: float) -> dict:
             "direct_route_seconds": seconds["direct"], "speedup_over_direct": seconds["direct"] / seconds["auto"]}
 
 
-def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, device: str) -> dict:
+def step_inputs(name: str, batch: int, points: int, recompute: bool, device: str) -> tuple:
+    """The preset's model (seed 0) and one random batch: positions, normals (or None), labels."""
     import torch
 
-    from memory import PeakMemory  # benchmarks/memory.py, beside this script
     from se3unet.model import SE3Unet, preset
-    from se3unet.train.memory import release_freed_memory
 
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     config = preset(name, recompute=recompute)
     model = SE3Unet(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     positions = torch.randn(batch, points, 3, device=device)
     normals = (torch.nn.functional.normalize(torch.randn(batch, points, 3, device=device), dim=-1)
                if config.normals else None)
     labels = (torch.rand(batch, points, config.num_outputs, device=device) > 0.95).float()
+    return model, positions, normals, labels
+
+
+def worker(name: str, batch: int, points: int, repeats: int, recompute: bool, device: str) -> dict:
+    import torch
+
+    from memory import PeakMemory  # benchmarks/memory.py, beside this script
+    from se3unet.train.memory import release_freed_memory
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    model, positions, normals, labels = step_inputs(name, batch, points, recompute, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     start = time.perf_counter()
     hierarchy = model.hierarchy(positions)
     hierarchy_seconds = time.perf_counter() - start
@@ -175,17 +184,10 @@ def parallel_worker(name: str, batch: int, points: int, repeats: int, rank: int,
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from se3unet.model import SE3Unet, preset
-
     if world > 1:
         torch.set_num_threads(1)
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    config = preset(name, recompute=False)
-    model = SE3Unet(config)
-    positions = torch.randn(batch, points, 3)
-    normals = torch.nn.functional.normalize(torch.randn(batch, points, 3), dim=-1) if config.normals else None
-    labels = (torch.rand(batch, points, config.num_outputs) > 0.95).float()
+    model, positions, normals, labels = step_inputs(name, batch, points, False, "cpu")
     shard = slice(rank * batch // world, (rank + 1) * batch // world)
     positions, labels = positions[shard], labels[shard]
     normals = normals[shard] if normals is not None else None
