@@ -213,7 +213,7 @@ def parallel_worker(name: str, batch: int, points: int, repeats: int, rank: int,
             times.append(time.perf_counter() - start)
     if world > 1:
         dist.destroy_process_group()
-    return {"step_seconds": statistics.median(times), "threads": torch.get_num_threads()}
+    return {"step_seconds": statistics.median(times)}
 
 
 def predict_worker(repeats: int, device: str) -> dict:
